@@ -1,0 +1,90 @@
+//! Starts the five actors with their state loaded from the store, and stops them in
+//! the order that loses nothing.
+
+use crate::logger::{FlushLog, LoggerSettings, RequestLogger};
+use crate::protocol::PriceTable;
+use crate::refresher::TokenRefresher;
+use crate::registry::{AccountRegistry, PersistNow};
+use crate::selector::{SessionStrategy, StrategySelector};
+use crate::stats::StatsAggregator;
+use crate::store::{blocking, Store, StoreError};
+use crate::clock::now_ms;
+use actix::prelude::*;
+use std::sync::Arc;
+
+/// The engine's settings, taken from the daemon's config.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub session_duration_ms: i64,
+    pub logger: LoggerSettings,
+}
+
+/// Addresses of the running actors, shared by every handler.
+#[derive(Clone)]
+pub struct Engine {
+    pub registry: Addr<AccountRegistry>,
+    pub selector: Addr<StrategySelector>,
+    pub refresher: Addr<TokenRefresher>,
+    pub logger: Addr<RequestLogger>,
+    pub stats: Addr<StatsAggregator>,
+    pub store: Store,
+    pub prices: Arc<PriceTable>,
+}
+
+impl Engine {
+    /// Loads the accounts and history totals and starts the actors on the current
+    /// arbiter (call inside an actix System).
+    pub async fn start(
+        store: Store,
+        settings: EngineSettings,
+        prices: PriceTable,
+    ) -> Result<Engine, StoreError> {
+        let s = store.clone();
+        let (accounts, totals) =
+            blocking(move || Ok((s.load_accounts()?, s.history_totals()?))).await?;
+
+        let snapshot: Vec<Arc<_>> = accounts.iter().cloned().map(Arc::new).collect();
+        let strategy = SessionStrategy::new(settings.session_duration_ms, &snapshot, now_ms());
+
+        // The registry and the selector talk both ways: create the registry's context
+        // first so the selector can be given its address.
+        let registry_ctx = Context::<AccountRegistry>::new();
+        let registry_addr = registry_ctx.address();
+        let selector = StrategySelector::new(Box::new(strategy), snapshot)
+            .with_registry(registry_addr.clone())
+            .start();
+        let registry = registry_ctx.run(AccountRegistry::new(
+            store.clone(),
+            accounts,
+            selector.clone(),
+            settings.session_duration_ms,
+        ));
+
+        Ok(Engine {
+            registry,
+            selector,
+            refresher: TokenRefresher.start(),
+            logger: RequestLogger::new(store.clone(), settings.logger).start(),
+            stats: StatsAggregator::new(totals).start(),
+            store,
+            prices: Arc::new(prices),
+        })
+    }
+
+    /// Writes every pending record and account change and checkpoints the database.
+    /// Call after the server stopped taking requests.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.logger.send(FlushLog).await {
+            tracing::error!(error = %e, "the request logger was gone at shutdown");
+        }
+        match self.registry.send(PersistNow).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "saving account state at shutdown failed"),
+            Err(e) => tracing::error!(error = %e, "the account registry was gone at shutdown"),
+        }
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.checkpoint()).await {
+            tracing::warn!(error = %e, "database checkpoint at shutdown failed");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The RequestLogger actor: collects finished requests and writes them in batches,
+//! one transaction per batch, so that nothing on the request path waits for the
+//! database. A batch is written when it is full or when the flush interval ticks,
+//! and everything pending is written on [`FlushLog`] (shutdown).
+
+use crate::store::{blocking, LogEntry, Store};
+use actix::prelude::*;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// How often a repeated write failure is logged.
+const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The logger's limits.
+#[derive(Clone, Copy, Debug)]
+pub struct LoggerSettings {
+    /// Records per transaction (and the size that triggers an early write).
+    pub max_batch: usize,
+    /// Longest a record waits before it is written.
+    pub flush_interval: Duration,
+    /// Records held while the database is slow or failing; past it new records are
+    /// dropped and counted, never an unbounded queue.
+    pub max_pending: usize,
+}
+
+impl Default for LoggerSettings {
+    fn default() -> Self {
+        Self {
+            max_batch: 1000,
+            flush_interval: Duration::from_millis(100),
+            max_pending: 100_000,
+        }
+    }
+}
+
+/// The logger; see the module docs.
+pub struct RequestLogger {
+    store: Store,
+    settings: LoggerSettings,
+    pending: Vec<LogEntry>,
+    writing: bool,
+    waiters: Vec<oneshot::Sender<()>>,
+    dropped: u64,
+    last_error_log: Option<Instant>,
+}
+
+impl RequestLogger {
+    pub fn new(store: Store, settings: LoggerSettings) -> Self {
+        Self {
+            store,
+            settings,
+            pending: Vec::with_capacity(settings.max_batch),
+            writing: false,
+            waiters: Vec::new(),
+            dropped: 0,
+            last_error_log: None,
+        }
+    }
+
+    fn write_batch(&mut self, ctx: &mut Context<Self>) {
+        if self.writing {
+            return;
+        }
+        if self.pending.is_empty() {
+            for w in self.waiters.drain(..) {
+                let _ = w.send(());
+            }
+            return;
+        }
+        self.writing = true;
+        let take = self.pending.len().min(self.settings.max_batch);
+        let batch: Vec<LogEntry> = self.pending.drain(..take).collect();
+        let store = self.store.clone();
+        let write = async move { blocking(move || store.insert_requests(&batch).map(|_| take)).await };
+        ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
+            act.writing = false;
+            if let Err(e) = result {
+                let due = act
+                    .last_error_log
+                    .is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL);
+                if due {
+                    act.last_error_log = Some(Instant::now());
+                    tracing::error!(error = %e, "writing request records failed; the batch is lost");
+                }
+            }
+            let full = act.pending.len() >= act.settings.max_batch;
+            if full || !act.waiters.is_empty() {
+                act.write_batch(ctx);
+            }
+        }));
+    }
+}
+
+impl Actor for RequestLogger {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(self.settings.flush_interval, |act, ctx| {
+            if !act.pending.is_empty() {
+                act.write_batch(ctx);
+            }
+        });
+    }
+}
+
+/// A finished request to record.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordRequest(pub LogEntry);
+
+impl Handler<RecordRequest> for RequestLogger {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordRequest, ctx: &mut Self::Context) {
+        if self.pending.len() >= self.settings.max_pending {
+            self.dropped += 1;
+            if self.dropped.is_power_of_two() {
+                tracing::warn!(dropped = self.dropped, "request log is full; dropping records");
+            }
+            return;
+        }
+        self.pending.push(msg.0);
+        if self.pending.len() >= self.settings.max_batch {
+            self.write_batch(ctx);
+        }
+    }
+}
+
+/// Writes everything pending; resolves once it is stored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FlushLog;
+
+impl Handler<FlushLog> for RequestLogger {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: FlushLog, ctx: &mut Self::Context) -> Self::Result {
+        if !self.writing && self.pending.is_empty() {
+            return Box::pin(async {});
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        self.write_batch(ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// Records dropped because the pending queue was full.
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct DroppedRecords;
+
+impl Handler<DroppedRecords> for RequestLogger {
+    type Result = u64;
+
+    fn handle(&mut self, _: DroppedRecords, _: &mut Self::Context) -> u64 {
+        self.dropped
+    }
+}

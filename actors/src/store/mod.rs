@@ -1,0 +1,278 @@
+//! The diesel store: accounts, request records and their payloads.
+//!
+//! Every method blocks; callers run them off the async workers (`spawn_blocking`).
+//! Writes come from two batching paths only (the RequestLogger and the
+//! AccountRegistry), each one transaction per batch.
+
+mod models;
+pub mod schema;
+
+pub use models::{RequestPayload, RequestRecord};
+
+use crate::domain::Account;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use models::AccountRow;
+use std::path::Path;
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+
+/// Failures at the storage boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database: {0}")]
+    Open(String),
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("an account named {0:?} already exists")]
+    DuplicateName(String),
+    #[error("database error: {0}")]
+    Query(#[from] DieselError),
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// A finished request and, when capture is on, its payload: one unit of the logger's batch.
+#[derive(Clone, Debug)]
+pub struct LogEntry {
+    pub record: RequestRecord,
+    pub payload: Option<RequestPayload>,
+}
+
+/// Totals over the whole request history, for the stats counters at start-up.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistoryTotals {
+    pub requests: i64,
+    pub successes: i64,
+    pub response_time_ms: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cache_read_input_tokens: i64,
+    pub cache_creation_input_tokens: i64,
+    pub cost_usd: f64,
+}
+
+#[derive(QueryableByName)]
+struct TotalsRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    requests: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    successes: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    response_time_ms: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    input_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    output_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    cache_read_input_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    cache_creation_input_tokens: i64,
+    #[diesel(sql_type = diesel::sql_types::Double)]
+    cost_usd: f64,
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute(
+            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+        )
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// A handle on the database; cheap to clone (a connection pool).
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<ConnectionManager<SqliteConnection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`, switches it to WAL and
+    /// runs the embedded migrations.
+    pub fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
+        }
+        let url = path
+            .to_str()
+            .ok_or_else(|| StoreError::Open(format!("{}: not UTF-8", path.display())))?;
+        let manager = ConnectionManager::<SqliteConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(4)
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(manager)
+            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
+        let store = Store { pool };
+        let mut conn = store.conn()?;
+        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
+        conn.run_pending_migrations(SQLITE_MIGRATIONS)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        Ok(store)
+    }
+
+    fn conn(
+        &self,
+    ) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    pub fn load_accounts(&self) -> Result<Vec<Account>, StoreError> {
+        use schema::accounts::dsl;
+        let rows: Vec<AccountRow> = dsl::accounts
+            .order(dsl::created_at.asc())
+            .select(AccountRow::as_select())
+            .load(&mut self.conn()?)?;
+        Ok(rows.into_iter().filter_map(AccountRow::into_account).collect())
+    }
+
+    pub fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
+        let row = AccountRow::from_account(account);
+        diesel::insert_into(schema::accounts::table)
+            .values(&row)
+            .execute(&mut self.conn()?)
+            .map_err(|e| match e {
+                DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                    StoreError::DuplicateName(account.name.clone())
+                }
+                other => StoreError::Query(other),
+            })?;
+        Ok(())
+    }
+
+    /// Removes an account; its request history stays (it carries the name).
+    pub fn delete_account(&self, id: &str) -> Result<bool, StoreError> {
+        use schema::accounts::dsl;
+        let n = diesel::delete(dsl::accounts.filter(dsl::id.eq(id))).execute(&mut self.conn()?)?;
+        Ok(n > 0)
+    }
+
+    /// Writes the changing columns of several accounts in one transaction.
+    pub fn save_accounts(&self, accounts: &[Account]) -> Result<(), StoreError> {
+        use schema::accounts::dsl;
+        let mut conn = self.conn()?;
+        conn.immediate_transaction(|c| {
+            for a in accounts {
+                let row = AccountRow::from_account(a);
+                diesel::update(dsl::accounts.filter(dsl::id.eq(&a.id)))
+                    .set(&row)
+                    .execute(c)?;
+            }
+            Ok::<_, DieselError>(())
+        })?;
+        Ok(())
+    }
+
+    /// Inserts a batch of finished requests and their payloads in one transaction.
+    pub fn insert_requests(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
+        let records: Vec<&RequestRecord> = batch.iter().map(|e| &e.record).collect();
+        let payloads: Vec<&RequestPayload> =
+            batch.iter().filter_map(|e| e.payload.as_ref()).collect();
+        let mut conn = self.conn()?;
+        conn.immediate_transaction(|c| {
+            for chunk in records.chunks(500) {
+                diesel::insert_into(schema::requests::table)
+                    .values(chunk.iter().map(|r| *r).collect::<Vec<_>>())
+                    .execute(c)?;
+            }
+            for chunk in payloads.chunks(200) {
+                diesel::insert_into(schema::request_payloads::table)
+                    .values(chunk.iter().map(|p| *p).collect::<Vec<_>>())
+                    .execute(c)?;
+            }
+            Ok::<_, DieselError>(())
+        })?;
+        Ok(())
+    }
+
+    /// The newest requests first.
+    pub fn recent_requests(&self, limit: i64) -> Result<Vec<RequestRecord>, StoreError> {
+        use schema::requests::dsl;
+        Ok(dsl::requests
+            .order((dsl::timestamp.desc(), dsl::id.desc()))
+            .limit(limit)
+            .select(RequestRecord::as_select())
+            .load(&mut self.conn()?)?)
+    }
+
+    pub fn request_payload(&self, id: &str) -> Result<Option<RequestPayload>, StoreError> {
+        use schema::request_payloads::dsl;
+        Ok(dsl::request_payloads
+            .filter(dsl::request_id.eq(id))
+            .select(RequestPayload::as_select())
+            .first(&mut self.conn()?)
+            .optional()?)
+    }
+
+    /// Sums over the whole history (one aggregate query, run once at start-up).
+    pub fn history_totals(&self) -> Result<HistoryTotals, StoreError> {
+        // CAST keeps the sums BIGINT in both dialects (PostgreSQL widens SUM(bigint)).
+        let row: TotalsRow = diesel::sql_query(
+            "SELECT COUNT(*) AS requests, \
+             CAST(COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0) AS BIGINT) AS successes, \
+             CAST(COALESCE(SUM(response_time_ms), 0) AS BIGINT) AS response_time_ms, \
+             CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(cache_read_input_tokens), 0) AS BIGINT) AS cache_read_input_tokens, \
+             CAST(COALESCE(SUM(cache_creation_input_tokens), 0) AS BIGINT) AS cache_creation_input_tokens, \
+             CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd \
+             FROM requests",
+        )
+        .get_result(&mut self.conn()?)?;
+        Ok(HistoryTotals {
+            requests: row.requests,
+            successes: row.successes,
+            response_time_ms: row.response_time_ms,
+            input_tokens: row.input_tokens,
+            output_tokens: row.output_tokens,
+            cache_read_input_tokens: row.cache_read_input_tokens,
+            cache_creation_input_tokens: row.cache_creation_input_tokens,
+            cost_usd: row.cost_usd,
+        })
+    }
+
+    /// Makes the WAL part of the main file (at shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn()?
+            .batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        Ok(())
+    }
+}
+
+/// Runs a blocking store call on the blocking thread pool.
+pub async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests;
+
+/// Fixtures shared by the engine's unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    pub(crate) use super::tests::api_key_account as account;
+}

@@ -1,0 +1,142 @@
+//! Row types: how accounts and requests are laid out in the tables.
+
+use super::schema::{accounts, request_payloads, requests};
+use crate::domain::{Account, AccountKind, Secret};
+use diesel::prelude::*;
+
+#[derive(Queryable, Selectable, Insertable, AsChangeset, Debug)]
+#[diesel(table_name = accounts, treat_none_as_null = true)]
+pub(crate) struct AccountRow {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub kind: String,
+    pub api_key: Option<String>,
+    pub access_token: Option<String>,
+    pub refresh_token: Option<String>,
+    pub expires_at: Option<i64>,
+    pub tier: i32,
+    pub priority: i32,
+    pub paused: bool,
+    pub auth_failed: bool,
+    pub rate_limited_until: Option<i64>,
+    pub rate_limit_status: Option<String>,
+    pub rate_limit_reset: Option<i64>,
+    pub rate_limit_remaining: Option<i64>,
+    pub utilization_5h: Option<f64>,
+    pub utilization_7d: Option<f64>,
+    pub session_start: Option<i64>,
+    pub session_request_count: i64,
+    pub request_count: i64,
+    pub total_requests: i64,
+    pub last_used: Option<i64>,
+    pub created_at: i64,
+}
+
+impl AccountRow {
+    pub(crate) fn from_account(a: &Account) -> Self {
+        let secret = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_string());
+        AccountRow {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            provider: a.provider.clone(),
+            kind: a.kind.as_str().to_string(),
+            api_key: secret(&a.api_key),
+            access_token: secret(&a.access_token),
+            refresh_token: secret(&a.refresh_token),
+            expires_at: a.expires_at,
+            tier: a.tier,
+            priority: a.priority,
+            paused: a.paused,
+            auth_failed: a.auth_failed,
+            rate_limited_until: a.rate_limited_until,
+            rate_limit_status: a.rate_limit_status.clone(),
+            rate_limit_reset: a.rate_limit_reset,
+            rate_limit_remaining: a.rate_limit_remaining,
+            utilization_5h: a.utilization_5h,
+            utilization_7d: a.utilization_7d,
+            session_start: a.session_start,
+            session_request_count: a.session_request_count,
+            request_count: a.request_count,
+            total_requests: a.total_requests,
+            last_used: a.last_used,
+            created_at: a.created_at,
+        }
+    }
+
+    /// `None` for a row whose kind this version does not know (it is skipped with a warning).
+    pub(crate) fn into_account(self) -> Option<Account> {
+        let Some(kind) = AccountKind::parse(&self.kind) else {
+            tracing::warn!(account = %self.name, kind = %self.kind, "skipping an account of unknown kind");
+            return None;
+        };
+        Some(Account {
+            id: self.id,
+            name: self.name,
+            provider: self.provider,
+            kind,
+            api_key: self.api_key.map(Secret::new),
+            access_token: self.access_token.map(Secret::new),
+            refresh_token: self.refresh_token.map(Secret::new),
+            expires_at: self.expires_at,
+            tier: self.tier,
+            priority: self.priority,
+            paused: self.paused,
+            auth_failed: self.auth_failed,
+            rate_limited_until: self.rate_limited_until,
+            cooldown_until: None,
+            rate_limit_status: self.rate_limit_status,
+            rate_limit_reset: self.rate_limit_reset,
+            rate_limit_remaining: self.rate_limit_remaining,
+            utilization_5h: self.utilization_5h,
+            utilization_7d: self.utilization_7d,
+            session_start: self.session_start,
+            session_request_count: self.session_request_count,
+            request_count: self.request_count,
+            total_requests: self.total_requests,
+            last_used: self.last_used,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// One proxied request as recorded: who served it, how it went, what it used and cost.
+#[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq)]
+#[diesel(table_name = requests)]
+pub struct RequestRecord {
+    pub id: String,
+    pub timestamp: i64,
+    pub method: String,
+    pub path: String,
+    pub account_id: Option<String>,
+    pub account_name: String,
+    pub status_code: Option<i32>,
+    pub success: bool,
+    pub error_message: Option<String>,
+    pub response_time_ms: i64,
+    pub time_to_first_token_ms: Option<i64>,
+    pub failover_attempts: i32,
+    pub model: Option<String>,
+    pub input_tokens: Option<i64>,
+    pub output_tokens: Option<i64>,
+    pub cache_read_input_tokens: Option<i64>,
+    pub cache_creation_input_tokens: Option<i64>,
+    pub cost_usd: Option<f64>,
+    pub output_tokens_per_second: Option<f64>,
+    pub stream: bool,
+    pub client_ip: Option<String>,
+}
+
+/// What went over the wire for one request, capped, with credential headers removed.
+#[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq)]
+#[diesel(table_name = request_payloads)]
+pub struct RequestPayload {
+    pub request_id: String,
+    /// JSON object of header name → value.
+    pub request_headers: String,
+    pub request_body: Option<Vec<u8>>,
+    pub response_headers: String,
+    pub response_body: Option<Vec<u8>>,
+    /// A body was longer than the capture limit and was cut.
+    pub truncated: bool,
+}

@@ -1,0 +1,3 @@
+DROP TABLE request_payloads;
+DROP TABLE requests;
+DROP TABLE accounts;
