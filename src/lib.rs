@@ -1,1 +1,14 @@
+//! The `claudeflare` daemon: configuration, the actix-web server (proxy and
+//! management API) and the command line. The engine lives in `claudeflare-actors`.
+#![forbid(unsafe_code)]
 
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod proxy;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::Config;
+pub use startup::Application;

@@ -1,6 +1,7 @@
 //! Starts the five actors with their state loaded from the store, and stops them in
 //! the order that loses nothing.
 
+use crate::clock::now_ms;
 use crate::logger::{FlushLog, LoggerSettings, RequestLogger};
 use crate::protocol::PriceTable;
 use crate::refresher::TokenRefresher;
@@ -8,7 +9,6 @@ use crate::registry::{AccountRegistry, PersistNow};
 use crate::selector::{SessionStrategy, StrategySelector};
 use crate::stats::StatsAggregator;
 use crate::store::{blocking, Store, StoreError};
-use crate::clock::now_ms;
 use actix::prelude::*;
 use std::sync::Arc;
 

@@ -71,7 +71,8 @@ impl RequestLogger {
         let take = self.pending.len().min(self.settings.max_batch);
         let batch: Vec<LogEntry> = self.pending.drain(..take).collect();
         let store = self.store.clone();
-        let write = async move { blocking(move || store.insert_requests(&batch).map(|_| take)).await };
+        let write =
+            async move { blocking(move || store.insert_requests(&batch).map(|_| take)).await };
         ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
             act.writing = false;
             if let Err(e) = result {
@@ -115,7 +116,10 @@ impl Handler<RecordRequest> for RequestLogger {
         if self.pending.len() >= self.settings.max_pending {
             self.dropped += 1;
             if self.dropped.is_power_of_two() {
-                tracing::warn!(dropped = self.dropped, "request log is full; dropping records");
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "request log is full; dropping records"
+                );
             }
             return;
         }

@@ -32,7 +32,10 @@ impl TokenRefresher {
                 .map(Credential::ApiKey)
                 .ok_or(CredentialError::Missing),
             AccountKind::Oauth => {
-                let token = account.access_token.clone().ok_or(CredentialError::Missing)?;
+                let token = account
+                    .access_token
+                    .clone()
+                    .ok_or(CredentialError::Missing)?;
                 match account.expires_at {
                     Some(at) if at <= now => Err(CredentialError::Expired),
                     _ => Ok(Credential::Bearer(token)),

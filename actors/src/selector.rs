@@ -126,7 +126,7 @@ impl Strategy for SessionStrategy {
 #[serde(rename_all = "camelCase")]
 pub struct Skipped {
     pub name: String,
-    pub reason: &'static str,
+    pub reason: String,
     /// When it comes back by itself (unix ms).
     pub available_at: Option<i64>,
 }
@@ -152,7 +152,10 @@ pub struct StrategySelector {
 
 impl StrategySelector {
     pub fn new(strategy: Box<dyn Strategy>, pool: Vec<Arc<Account>>) -> Self {
-        let served = pool.iter().map(|a| (a.id.clone(), a.request_count)).collect();
+        let served = pool
+            .iter()
+            .map(|a| (a.id.clone(), a.request_count))
+            .collect();
         Self {
             pool: Arc::new(pool),
             strategy,
@@ -177,7 +180,7 @@ impl StrategySelector {
                 None => candidates.push(a.clone()),
                 Some((why, at)) => skipped.push(Skipped {
                     name: a.name.clone(),
-                    reason: why.as_str(),
+                    reason: why.as_str().to_string(),
                     available_at: at,
                 }),
             }
@@ -225,7 +228,8 @@ impl Handler<PoolUpdated> for StrategySelector {
     type Result = ();
 
     fn handle(&mut self, msg: PoolUpdated, _: &mut Self::Context) {
-        self.served.retain(|id, _| msg.0.iter().any(|a| &a.id == id));
+        self.served
+            .retain(|id, _| msg.0.iter().any(|a| &a.id == id));
         for a in msg.0.iter() {
             self.served.entry(a.id.clone()).or_insert(a.request_count);
         }

@@ -1,12 +1,12 @@
 //! What tokens cost, per model family, in USD per million tokens.
 
 use super::usage::Usage;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 /// Prices of one model family, USD per million tokens.
-#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(from = "PriceSpec")]
 pub struct Price {
     pub input: f64,
@@ -140,7 +140,10 @@ impl PriceTable {
                     .map(|mut w| w.insert(model.to_string()))
                     .unwrap_or(false);
                 if first {
-                    tracing::warn!(model, "no price known for this model; its cost is recorded as null");
+                    tracing::warn!(
+                        model,
+                        "no price known for this model; its cost is recorded as null"
+                    );
                 }
                 None
             }
@@ -156,10 +159,22 @@ mod tests {
     #[test]
     fn dated_ids_resolve_to_the_most_specific_family() {
         let t = PriceTable::default();
-        assert_eq!(t.price("claude-opus-4-5-20251101").map(|p| p.input), Some(5.0));
-        assert_eq!(t.price("claude-opus-4-1-20250805").map(|p| p.input), Some(15.0));
-        assert_eq!(t.price("claude-sonnet-4-5-20250929").map(|p| p.output), Some(15.0));
-        assert_eq!(t.price("claude-3-5-haiku-20241022").map(|p| p.input), Some(0.8));
+        assert_eq!(
+            t.price("claude-opus-4-5-20251101").map(|p| p.input),
+            Some(5.0)
+        );
+        assert_eq!(
+            t.price("claude-opus-4-1-20250805").map(|p| p.input),
+            Some(15.0)
+        );
+        assert_eq!(
+            t.price("claude-sonnet-4-5-20250929").map(|p| p.output),
+            Some(15.0)
+        );
+        assert_eq!(
+            t.price("claude-3-5-haiku-20241022").map(|p| p.input),
+            Some(0.8)
+        );
         assert!(t.price("gpt-4").is_none());
         assert_eq!(t.cost("gpt-4", &Usage::default()), None);
     }
@@ -194,7 +209,10 @@ mod tests {
         o.insert("claude-sonnet-4-5".to_string(), Price::new(1.0, 2.0));
         o.insert("glm-4.6".to_string(), Price::new(0.5, 1.0));
         let t = PriceTable::with_overrides(&o);
-        assert_eq!(t.price("claude-sonnet-4-5-20250929").map(|p| p.input), Some(1.0));
+        assert_eq!(
+            t.price("claude-sonnet-4-5-20250929").map(|p| p.input),
+            Some(1.0)
+        );
         assert_eq!(t.price("glm-4.6").map(|p| p.output), Some(1.0));
     }
 }

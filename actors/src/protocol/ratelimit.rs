@@ -122,7 +122,10 @@ fn retry_after(value: &str, now_ms: i64) -> Option<i64> {
             .then(|| now_ms + (secs * 1000.0) as i64);
     }
     let at: SystemTime = httpdate::parse_http_date(value).ok()?;
-    let ms = at.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+    let ms = at
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis();
     i64::try_from(ms).ok()
 }
 

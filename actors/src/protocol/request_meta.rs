@@ -32,7 +32,11 @@ impl RequestMeta {
         RequestMeta {
             model: text(parsed.model),
             stream: matches!(parsed.stream, Some(serde_json::Value::Bool(true))),
-            user_id: text(parsed.metadata.and_then(|mut m| m.get_mut("user_id").map(serde_json::Value::take))),
+            user_id: text(
+                parsed
+                    .metadata
+                    .and_then(|mut m| m.get_mut("user_id").map(serde_json::Value::take)),
+            ),
         }
     }
 }

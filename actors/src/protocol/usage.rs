@@ -31,7 +31,10 @@ impl Usage {
         }
         take(&mut self.input_tokens, newer.input_tokens);
         take(&mut self.output_tokens, newer.output_tokens);
-        take(&mut self.cache_read_input_tokens, newer.cache_read_input_tokens);
+        take(
+            &mut self.cache_read_input_tokens,
+            newer.cache_read_input_tokens,
+        );
         take(
             &mut self.cache_creation_input_tokens,
             newer.cache_creation_input_tokens,
@@ -118,7 +121,9 @@ mod tests {
         assert_eq!(r.usage.cache_read_input_tokens, Some(5));
         assert_eq!(r.usage.cache_creation_input_tokens, Some(3));
         assert_eq!(
-            r.usage.cache_creation.and_then(|c| c.ephemeral_5m_input_tokens),
+            r.usage
+                .cache_creation
+                .and_then(|c| c.ephemeral_5m_input_tokens),
             Some(3)
         );
         assert_eq!(r.usage.total(), 26);

@@ -129,9 +129,7 @@ impl Store {
         Ok(store)
     }
 
-    fn conn(
-        &self,
-    ) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+    fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -141,7 +139,10 @@ impl Store {
             .order(dsl::created_at.asc())
             .select(AccountRow::as_select())
             .load(&mut self.conn()?)?;
-        Ok(rows.into_iter().filter_map(AccountRow::into_account).collect())
+        Ok(rows
+            .into_iter()
+            .filter_map(AccountRow::into_account)
+            .collect())
     }
 
     pub fn insert_account(&self, account: &Account) -> Result<(), StoreError> {

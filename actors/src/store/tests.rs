@@ -68,7 +68,9 @@ fn accounts_round_trip_and_names_are_unique() {
     let (_dir, store) = temp_store();
     let mut a = api_key_account("a", 1);
     store.insert_account(&a).expect("insert");
-    store.insert_account(&api_key_account("b", 2)).expect("insert");
+    store
+        .insert_account(&api_key_account("b", 2))
+        .expect("insert");
     let mut dup = api_key_account("a", 3);
     dup.id = "other".into();
     assert!(matches!(
@@ -129,7 +131,9 @@ fn data_survives_reopening() {
     let path = dir.path().join("nested/dir/t.db");
     {
         let store = Store::open_sqlite(&path).expect("open");
-        store.insert_account(&api_key_account("a", 1)).expect("insert");
+        store
+            .insert_account(&api_key_account("a", 1))
+            .expect("insert");
         store.checkpoint().expect("checkpoint");
     }
     let store = Store::open_sqlite(&path).expect("reopen");

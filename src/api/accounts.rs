@@ -1,0 +1,129 @@
+//! `/api/accounts`: list, add (API keys), remove, pause and resume.
+
+use crate::error::ApiError;
+use actix_web::{web, HttpResponse};
+use claudeflare_actors::clock::now_ms;
+use claudeflare_actors::domain::{AccountKind, Secret, TIERS};
+use claudeflare_actors::registry::{AddAccount, ListAccounts, RemoveAccount, SetPaused};
+use claudeflare_actors::Engine;
+use serde::Deserialize;
+
+pub async fn list(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+    let now = now_ms();
+    let accounts: Vec<_> = engine
+        .registry
+        .send(ListAccounts)
+        .await?
+        .iter()
+        .map(|(a, active)| a.summary(now, *active))
+        .collect();
+    Ok(HttpResponse::Ok().json(accounts))
+}
+
+/// The body of `POST /api/accounts`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewAccount {
+    name: String,
+    api_key: Option<String>,
+    tier: Option<i32>,
+    priority: Option<i32>,
+}
+
+/// Account names are shown everywhere and used on the command line: keep them plain.
+fn validate_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(ApiError::BadRequest(
+            "name: must be 1 to 64 characters".into(),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '@' | ' '))
+    {
+        return Err(ApiError::BadRequest(
+            "name: may hold letters, digits, spaces and - _ . @ only".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+pub async fn add(
+    engine: web::Data<Engine>,
+    body: web::Json<NewAccount>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let name = validate_name(&body.name)?;
+    let api_key = body
+        .api_key
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("apiKey: required (a Console API key)".into()))?;
+    if api_key.chars().any(|c| c.is_whitespace() || c.is_control()) || api_key.len() > 512 {
+        return Err(ApiError::BadRequest(
+            "apiKey: must be a single token with no spaces".into(),
+        ));
+    }
+    let tier = body.tier.unwrap_or(1);
+    if !TIERS.contains(&tier) {
+        return Err(ApiError::BadRequest("tier: must be 1, 5 or 20".into()));
+    }
+    let priority = body.priority.unwrap_or(0);
+    if !(0..=100).contains(&priority) {
+        return Err(ApiError::BadRequest(
+            "priority: must be between 0 and 100".into(),
+        ));
+    }
+    let account = engine
+        .registry
+        .send(AddAccount {
+            name,
+            kind: AccountKind::ApiKey,
+            api_key: Some(Secret::new(api_key)),
+            tier,
+            priority,
+        })
+        .await??;
+    Ok(HttpResponse::Created().json(account.summary(now_ms(), false)))
+}
+
+pub async fn remove(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let removed = engine
+        .registry
+        .send(RemoveAccount {
+            id_or_name: id.into_inner(),
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "removed": true, "id": removed.id, "name": removed.name
+    })))
+}
+
+async fn set_paused(engine: &Engine, id: String, paused: bool) -> Result<HttpResponse, ApiError> {
+    let account = engine
+        .registry
+        .send(SetPaused {
+            id_or_name: id,
+            paused,
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(account.summary(now_ms(), false)))
+}
+
+pub async fn pause(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(&engine, id.into_inner(), true).await
+}
+
+pub async fn resume(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    set_paused(&engine, id.into_inner(), false).await
+}

@@ -1,0 +1,87 @@
+//! The management API (`/health`, `/api/*`): the contract the dashboard, the CLI and
+//! the TUI share. JSON in camelCase; every error is `{"error":{"type","message"}}`.
+
+mod accounts;
+mod requests;
+
+use crate::error::ApiError;
+use actix_web::error::{JsonPayloadError, QueryPayloadError};
+use actix_web::{web, HttpRequest, HttpResponse};
+use claudeflare_actors::registry::ListAccounts;
+use claudeflare_actors::selector::CurrentStrategy;
+use claudeflare_actors::Engine;
+use serde::Serialize;
+
+/// Largest JSON body the management API accepts.
+const API_JSON_LIMIT: usize = 64 * 1024;
+
+/// Registers the management routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(API_JSON_LIMIT)
+            .error_handler(json_error),
+    )
+    .app_data(web::QueryConfig::default().error_handler(query_error))
+    .route("/health", web::get().to(health))
+    .service(
+        web::scope("/api")
+            .service(
+                web::resource("/accounts")
+                    .route(web::get().to(accounts::list))
+                    .route(web::post().to(accounts::add)),
+            )
+            .service(web::resource("/accounts/{id}").route(web::delete().to(accounts::remove)))
+            .service(web::resource("/accounts/{id}/pause").route(web::post().to(accounts::pause)))
+            .service(web::resource("/accounts/{id}/resume").route(web::post().to(accounts::resume)))
+            .service(web::resource("/requests").route(web::get().to(requests::list)))
+            .default_service(web::to(api_not_found)),
+    );
+}
+
+fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(
+            "the body must be JSON (content-type: application/json)".into(),
+        ),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => {
+            ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"))
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
+        other => ApiError::BadRequest(format!("invalid JSON body: {other}")),
+    };
+    api.into()
+}
+
+fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::BadRequest(format!("invalid query: {err}")).into()
+}
+
+async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    accounts: usize,
+    strategy: String,
+    version: &'static str,
+}
+
+/// `GET /health`: liveness plus the pool size and strategy.
+async fn health(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+    let accounts = engine.registry.send(ListAccounts).await?;
+    let strategy = engine.selector.send(CurrentStrategy).await?;
+    Ok(HttpResponse::Ok().json(Health {
+        status: "ok",
+        accounts: accounts.len(),
+        strategy,
+        version: env!("CARGO_PKG_VERSION"),
+    }))
+}

@@ -1,0 +1,369 @@
+//! The daemon's settings: one typed struct, layered as flag > environment variable >
+//! config file > default, and validated at start with one clear line.
+
+use claudeflare_actors::protocol::Price;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The strategies this build knows.
+pub const STRATEGIES: [&str; 1] = ["session"];
+
+/// Output format of the daemon's own log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Every setting of the daemon. Field names are the config-file keys; the
+/// environment variable is `CLAUDEFLARE_` + the upper-cased name.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub host: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    /// Default: `claudeflare.db` in the data directory.
+    pub database_url: Option<String>,
+    pub upstream_url: String,
+    pub strategy: String,
+    pub session_duration_ms: u64,
+    pub log_level: String,
+    pub log_format: LogFormat,
+    pub connect_timeout_ms: u64,
+    pub upstream_header_timeout_ms: u64,
+    pub stream_idle_timeout_ms: u64,
+    pub max_body_bytes: usize,
+    pub retry_attempts: u32,
+    pub retry_delay_ms: u64,
+    pub retry_backoff: f64,
+    /// Longest wait for a single retry, even when `retry-after` asks for more.
+    pub retry_max_delay_ms: u64,
+    pub overload_cooldown_ms: u64,
+    pub store_payloads: bool,
+    pub payload_max_bytes: usize,
+    /// How long shutdown waits for in-flight requests and streams.
+    pub shutdown_timeout_ms: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Price overrides: model family or exact id → prices per million tokens.
+    pub pricing: BTreeMap<String, Price>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: "127.0.0.1".to_string(),
+            port: 8080,
+            data_dir: default_data_dir(),
+            database_url: None,
+            upstream_url: "https://api.anthropic.com".to_string(),
+            strategy: "session".to_string(),
+            session_duration_ms: 5 * 3600 * 1000,
+            log_level: "info".to_string(),
+            log_format: LogFormat::Text,
+            connect_timeout_ms: 10_000,
+            upstream_header_timeout_ms: 600_000,
+            stream_idle_timeout_ms: 300_000,
+            max_body_bytes: 32 * 1024 * 1024,
+            retry_attempts: 3,
+            retry_delay_ms: 500,
+            retry_backoff: 2.0,
+            retry_max_delay_ms: 30_000,
+            overload_cooldown_ms: 10_000,
+            store_payloads: true,
+            payload_max_bytes: 256 * 1024,
+            shutdown_timeout_ms: 30_000,
+            workers: 0,
+            pricing: BTreeMap::new(),
+        }
+    }
+}
+
+/// The platform's data directory for claudeflare (e.g. `~/.local/share/claudeflare`).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("claudeflare")
+}
+
+/// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
+/// to the CLI or the tests and are left alone).
+const ENV_KEYS: [&str; 22] = [
+    "host",
+    "port",
+    "data_dir",
+    "database_url",
+    "upstream_url",
+    "strategy",
+    "session_duration_ms",
+    "log_level",
+    "log_format",
+    "connect_timeout_ms",
+    "upstream_header_timeout_ms",
+    "stream_idle_timeout_ms",
+    "max_body_bytes",
+    "retry_attempts",
+    "retry_delay_ms",
+    "retry_backoff",
+    "retry_max_delay_ms",
+    "overload_cooldown_ms",
+    "store_payloads",
+    "payload_max_bytes",
+    "shutdown_timeout_ms",
+    "workers",
+];
+
+/// A setting that stops start-up. Its message is the one line the user sees.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+    #[error("{0}")]
+    Load(String),
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Values given on the command line; `None` leaves the layer below in force.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_header_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_idle_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shutdown_timeout_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+}
+
+impl Config {
+    /// Loads the layers: defaults, the config file (`--config`, else `config.toml` in
+    /// the data directory when it exists), `CLAUDEFLARE_*` and `RUST_LOG`, then flags.
+    pub fn load(config_file: Option<&Path>, flags: &Overrides) -> Result<Config, ConfigError> {
+        let env = || Env::prefixed("CLAUDEFLARE_").only(&ENV_KEYS);
+        let rust_log = || Env::raw().only(&["RUST_LOG"]).map(|_| "log_level".into());
+        let flag_layer = Serialized::defaults(flags);
+
+        // The data directory decides where the default config file is.
+        let explicit_file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("CLAUDEFLARE_CONFIG").map(PathBuf::from));
+        let file = match explicit_file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(invalid(
+                        "config",
+                        format!("{}: no such file", path.display()),
+                    ));
+                }
+                Some(path)
+            }
+            None => {
+                let data_dir: PathBuf = Figment::from(Serialized::defaults(Config::default()))
+                    .merge(env())
+                    .merge(flag_layer.clone())
+                    .extract_inner("data_dir")
+                    .map_err(|e| ConfigError::Load(one_line(&e)))?;
+                Some(data_dir.join("config.toml")).filter(|p| p.is_file())
+            }
+        };
+
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = &file {
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(rust_log())
+            .merge(env())
+            .merge(flag_layer)
+            .extract()
+            .map_err(|e| ConfigError::Load(one_line(&e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
+            return Err(invalid("host", "must not be empty"));
+        }
+        let uri: awc::http::Uri = self.upstream_url.parse().map_err(|e| {
+            invalid(
+                "upstream_url",
+                format!("{:?} is not a URL: {e}", self.upstream_url),
+            )
+        })?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(invalid(
+                "upstream_url",
+                format!("{:?} must be an http:// or https:// URL", self.upstream_url),
+            ));
+        }
+        if uri.query().is_some() {
+            return Err(invalid("upstream_url", "must not have a query"));
+        }
+        if !STRATEGIES.contains(&self.strategy.as_str()) {
+            return Err(invalid(
+                "strategy",
+                format!(
+                    "{:?} is not one of: {}",
+                    self.strategy,
+                    STRATEGIES.join(", ")
+                ),
+            ));
+        }
+        for (key, value) in [
+            ("session_duration_ms", self.session_duration_ms),
+            ("connect_timeout_ms", self.connect_timeout_ms),
+            (
+                "upstream_header_timeout_ms",
+                self.upstream_header_timeout_ms,
+            ),
+            ("stream_idle_timeout_ms", self.stream_idle_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max_body_bytes", "must be greater than 0"));
+        }
+        if !(self.retry_backoff.is_finite() && self.retry_backoff >= 1.0) {
+            return Err(invalid("retry_backoff", "must be a number of at least 1"));
+        }
+        if let Some(url) = &self.database_url {
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                return Err(invalid(
+                    "database_url",
+                    "PostgreSQL is not supported by this build yet; use a SQLite path",
+                ));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| invalid("log_level", format!("{:?}: {e}", self.log_level)))?;
+        for (model, price) in &self.pricing {
+            let all = [
+                price.input,
+                price.output,
+                price.cache_read,
+                price.cache_write_5m,
+                price.cache_write_1h,
+            ];
+            if all.iter().any(|p| !p.is_finite() || *p < 0.0) {
+                return Err(invalid(
+                    "pricing",
+                    format!("{model}: prices must be non-negative numbers"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        match &self.database_url {
+            Some(url) => PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(url)),
+            None => self.data_dir.join("claudeflare.db"),
+        }
+    }
+}
+
+/// figment errors can chain several lines; the user gets the first, which names the key.
+fn one_line(e: &figment::Error) -> String {
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or("invalid configuration");
+    format!("invalid configuration: {first}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().expect("defaults validate");
+    }
+
+    #[test]
+    fn invalid_values_name_the_setting() {
+        let bad = Config {
+            upstream_url: "ftp://x".into(),
+            ..Config::default()
+        };
+        let msg = bad.validate().expect_err("invalid").to_string();
+        assert!(msg.starts_with("invalid setting upstream_url:"), "{msg}");
+        let bad = Config {
+            strategy: "random".into(),
+            ..Config::default()
+        };
+        let msg = bad.validate().expect_err("invalid").to_string();
+        assert!(msg.contains("strategy") && msg.contains("session"), "{msg}");
+    }
+
+    #[test]
+    fn file_then_flags_layer_in_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "port = 9001\nhost = \"127.0.0.2\"\nretry_attempts = 7\n[pricing.\"my-model\"]\ninput = 1.0\noutput = 2.0\n",
+        )
+        .expect("write");
+        let flags = Overrides {
+            port: Some(9002),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(&file), &flags).expect("load");
+        assert_eq!(c.port, 9002);
+        assert_eq!(c.host, "127.0.0.2");
+        assert_eq!(c.retry_attempts, 7);
+        assert_eq!(c.pricing.get("my-model").map(|p| p.cache_read), Some(0.1));
+    }
+
+    #[test]
+    fn a_bad_file_value_is_one_line_naming_the_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "port = \"eighty\"\n").expect("write");
+        let msg = Config::load(Some(&file), &Overrides::default())
+            .expect_err("invalid")
+            .to_string();
+        assert!(msg.contains("port") && !msg.contains('\n'), "{msg}");
+        std::fs::write(&file, "prot = 1\n").expect("write");
+        let msg = Config::load(Some(&file), &Overrides::default())
+            .expect_err("unknown key")
+            .to_string();
+        assert!(msg.contains("prot"), "{msg}");
+    }
+}

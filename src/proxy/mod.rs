@@ -1,0 +1,622 @@
+//! The proxy: every `/v1/*` request, forwarded to an account chosen by the strategy.
+//!
+//! One request goes through named phases, each a small function over one
+//! [`RequestContext`]: read the body, select candidates, and for each candidate get a
+//! credential, send upstream and judge the answer (deliver, or next account); then
+//! stream the chosen answer through a [`recording::RecordingBody`], which records the
+//! request exactly once however it ends. Failover happens only before the first byte
+//! goes to the client.
+
+pub mod recording;
+
+use crate::error::anthropic_error;
+use actix_web::body::SizedStream;
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::{HttpRequest, HttpResponse};
+use claudeflare_actors::clock::{iso, now_ms};
+use claudeflare_actors::domain::{Account, Credential};
+use claudeflare_actors::protocol::headers::{self as rules, connection_listed};
+use claudeflare_actors::protocol::{ratelimit, RequestMeta, Verdict};
+use claudeflare_actors::refresher::GetCredential;
+use claudeflare_actors::registry::{
+    AuthFailedMark, CooldownMark, RateLimitMark, RateLimitObserved, RecordUse,
+};
+use claudeflare_actors::selector::{SelectCandidates, Skipped};
+use claudeflare_actors::Engine;
+use futures_util::StreamExt;
+use recording::{PayloadDraft, RecordDraft, Recorder, RecordingBody};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The account name recorded when no account served a request.
+pub const NO_ACCOUNT: &str = "no_account";
+pub const REQUEST_ID_HEADER: &str = "x-claudeflare-request-id";
+pub const ACCOUNT_HEADER: &str = "x-claudeflare-account";
+
+/// The proxy's settings, fixed at start.
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// The upstream base URL without a trailing slash.
+    pub upstream_base: String,
+    pub max_body_bytes: usize,
+    pub header_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub retry_attempts: u32,
+    pub retry_delay_ms: u64,
+    pub retry_backoff: f64,
+    pub retry_max_delay_ms: u64,
+    pub overload_cooldown_ms: u64,
+    pub store_payloads: bool,
+    pub payload_max_bytes: usize,
+}
+
+/// What every proxy request shares.
+pub struct ProxyState {
+    pub engine: Engine,
+    pub settings: ProxySettings,
+}
+
+/// One request as it moves through the phases.
+struct RequestContext {
+    id: String,
+    started: Instant,
+    timestamp_ms: i64,
+    method: String,
+    path: String,
+    client_ip: Option<String>,
+    body: Bytes,
+    meta: RequestMeta,
+    failover_attempts: i32,
+    /// Accounts left out or given up on, for the `pool_exhausted` answer.
+    skipped: Vec<Skipped>,
+}
+
+impl RequestContext {
+    fn new(req: &HttpRequest) -> Self {
+        Self {
+            id: uuid::Uuid::now_v7().to_string(),
+            started: Instant::now(),
+            timestamp_ms: now_ms(),
+            method: req.method().to_string(),
+            path: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| req.path().to_string()),
+            client_ip: req.peer_addr().map(|a| a.ip().to_string()),
+            body: Bytes::new(),
+            meta: RequestMeta::default(),
+            failover_attempts: 0,
+            skipped: Vec::new(),
+        }
+    }
+
+    fn draft(&self, account: Option<&Account>, status: u16) -> RecordDraft {
+        RecordDraft {
+            id: self.id.clone(),
+            timestamp_ms: self.timestamp_ms,
+            started: self.started,
+            method: self.method.clone(),
+            path: self.path.clone(),
+            account_id: account.map(|a| a.id.clone()),
+            account_name: account.map_or_else(|| NO_ACCOUNT.to_string(), |a| a.name.clone()),
+            status,
+            failover_attempts: self.failover_attempts,
+            stream: self.meta.stream,
+            client_ip: self.client_ip.clone(),
+            requested_model: self.meta.model.clone(),
+        }
+    }
+
+    /// The request half of a stored payload, when capture is on.
+    fn payload_draft(
+        &self,
+        settings: &ProxySettings,
+        request_headers: &HeaderMap,
+        response_headers: &HeaderMap,
+    ) -> Option<PayloadDraft> {
+        if !settings.store_payloads {
+            return None;
+        }
+        let limit = settings.payload_max_bytes;
+        let truncated = self.body.len() > limit;
+        Some(PayloadDraft {
+            request_headers: storable_headers(request_headers),
+            request_body: Some(self.body[..self.body.len().min(limit)].to_vec()),
+            response_headers: storable_headers(response_headers),
+            truncated,
+        })
+    }
+}
+
+/// Headers as a JSON object, with every credential-bearing header removed.
+fn storable_headers(headers: &HeaderMap) -> String {
+    let mut map = serde_json::Map::new();
+    for (name, value) in headers {
+        if !rules::storable(name.as_str()) {
+            continue;
+        }
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        match map.get_mut(name.as_str()) {
+            Some(serde_json::Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                map.insert(name.as_str().to_string(), serde_json::Value::String(value));
+            }
+        }
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+/// The outcome of one upstream attempt.
+enum Attempt {
+    Deliver(awc::ClientResponse),
+    Failed {
+        skip: Skipped,
+        /// A transient failure: the last candidate may be retried with backoff.
+        retryable: bool,
+        retry_after_ms: Option<i64>,
+    },
+}
+
+/// `/v1/{tail}`: the proxy handler.
+pub async fn proxy(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<ProxyState>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    let mut ctx = RequestContext::new(&req);
+    match read_body(payload, &req, state.settings.max_body_bytes).await {
+        Ok(body) => {
+            ctx.meta = RequestMeta::from_body(&body);
+            ctx.body = body;
+        }
+        Err(BodyError::TooLarge) => {
+            let message = format!(
+                "request body is larger than the proxy's limit of {} bytes",
+                state.settings.max_body_bytes
+            );
+            return local_answer(
+                &state,
+                &req,
+                &ctx,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request_too_large",
+                &message,
+                None,
+            );
+        }
+        Err(BodyError::Read(e)) => {
+            let message = format!("could not read the request body: {e}");
+            return local_answer(
+                &state,
+                &req,
+                &ctx,
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                &message,
+                None,
+            );
+        }
+    }
+
+    let session_key = req
+        .headers()
+        .get("x-claude-code-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| ctx.meta.user_id.clone());
+    let selection = match state
+        .engine
+        .selector
+        .send(SelectCandidates { session_key })
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let message = format!("account selection unavailable: {e}");
+            return local_answer(
+                &state,
+                &req,
+                &ctx,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                &message,
+                None,
+            );
+        }
+    };
+
+    if selection.configured == 0 {
+        return forward_unauthenticated(req, ctx, state, client).await;
+    }
+
+    ctx.skipped = selection.skipped;
+    let total = selection.candidates.len();
+    for (i, account) in selection.candidates.into_iter().enumerate() {
+        let last = i + 1 == total;
+        let mut retries = 0u32;
+        loop {
+            match attempt(&req, &client, &state, &ctx, &account).await {
+                Attempt::Deliver(response) => {
+                    return deliver(&req, ctx, state, response, Some(account));
+                }
+                Attempt::Failed {
+                    skip,
+                    retryable,
+                    retry_after_ms,
+                } => {
+                    tracing::info!(account = %account.name, reason = %skip.reason, "upstream attempt failed");
+                    if retryable && last && retries < state.settings.retry_attempts {
+                        if let Some(delay) = retry_delay(&state.settings, retries, retry_after_ms) {
+                            retries += 1;
+                            ctx.failover_attempts += 1;
+                            tokio::time::sleep(delay).await;
+                            continue;
+                        }
+                    }
+                    ctx.skipped.push(skip);
+                    break;
+                }
+            }
+        }
+        if !last {
+            ctx.failover_attempts += 1;
+        }
+    }
+    pool_exhausted(&state, &req, &ctx)
+}
+
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Reads the whole request body once, refusing it as soon as it passes the limit.
+async fn read_body(
+    mut payload: web::Payload,
+    req: &HttpRequest,
+    limit: usize,
+) -> Result<Bytes, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Builds the upstream request: same method, path and query; the client's headers
+/// minus hop-by-hop ones; the account's credential in place of the client's.
+fn upstream_request(
+    client: &awc::Client,
+    req: &HttpRequest,
+    settings: &ProxySettings,
+    credential: Option<&Credential>,
+) -> awc::ClientRequest {
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{}", settings.upstream_base, path);
+    let mut up = client
+        .request(req.method().clone(), url)
+        .no_decompress()
+        .timeout(settings.header_timeout);
+    let listed = connection_listed(
+        req.headers()
+            .get(header::CONNECTION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let headers = up.headers_mut();
+    for (name, value) in req.headers() {
+        let keep = if credential.is_some() {
+            rules::forward_to_account(name.as_str(), &listed)
+        } else {
+            rules::forward_unauthenticated(name.as_str(), &listed)
+        };
+        if keep {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    match credential {
+        Some(Credential::ApiKey(key)) => {
+            if let Ok(v) = HeaderValue::from_str(key.expose()) {
+                headers.insert(HeaderName::from_static("x-api-key"), v);
+            }
+        }
+        Some(Credential::Bearer(token)) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
+                headers.insert(header::AUTHORIZATION, v);
+            }
+            let beta = req
+                .headers()
+                .get("anthropic-beta")
+                .and_then(|v| v.to_str().ok());
+            if let Ok(v) = HeaderValue::from_str(&rules::beta_with_oauth(beta)) {
+                headers.insert(HeaderName::from_static("anthropic-beta"), v);
+            }
+        }
+        None => {}
+    }
+    up
+}
+
+/// One try on one account: credential, send, and the verdict on the answer.
+async fn attempt(
+    req: &HttpRequest,
+    client: &awc::Client,
+    state: &ProxyState,
+    ctx: &RequestContext,
+    account: &Arc<Account>,
+) -> Attempt {
+    let engine = &state.engine;
+    let failed = |reason: String, available_at: Option<i64>, retryable: bool, retry_after_ms| {
+        Attempt::Failed {
+            skip: Skipped {
+                name: account.name.clone(),
+                reason,
+                available_at,
+            },
+            retryable,
+            retry_after_ms,
+        }
+    };
+    let credential = match engine
+        .refresher
+        .send(GetCredential {
+            account: account.clone(),
+        })
+        .await
+    {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return failed(format!("credential: {e}"), None, false, None),
+        Err(e) => return failed(format!("credential: {e}"), None, false, None),
+    };
+    let request = upstream_request(client, req, &state.settings, Some(&credential));
+    let response = match request.send_body(ctx.body.clone()).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(account = %account.name, error = %e, "upstream request failed");
+            return failed(format!("upstream unreachable: {e}"), None, true, None);
+        }
+    };
+    let now = now_ms();
+    let status = response.status().as_u16();
+    let info = ratelimit::parse(
+        |name| response.headers().get(name).and_then(|v| v.to_str().ok()),
+        now,
+    );
+    let success = response.status().is_success();
+    if info.has_limit_headers || success {
+        engine.registry.do_send(RateLimitObserved {
+            account_id: account.id.clone(),
+            info: info.clone(),
+            success,
+        });
+    }
+    match ratelimit::classify(status, &info, now) {
+        Verdict::Deliver => Attempt::Deliver(response),
+        Verdict::RateLimited { until_ms } => {
+            engine.registry.do_send(RateLimitMark {
+                account_id: account.id.clone(),
+                until_ms,
+            });
+            failed("rate_limited".into(), Some(until_ms), false, None)
+        }
+        Verdict::Windowless => failed("rate_limited_windowless".into(), None, false, None),
+        Verdict::Overloaded => {
+            let until_ms = now + state.settings.overload_cooldown_ms as i64;
+            engine.registry.do_send(CooldownMark {
+                account_id: account.id.clone(),
+                until_ms,
+            });
+            failed(
+                "overloaded".into(),
+                Some(until_ms),
+                true,
+                info.retry_after_ms,
+            )
+        }
+        Verdict::Transient => failed(
+            format!("upstream status {status}"),
+            None,
+            true,
+            info.retry_after_ms,
+        ),
+        Verdict::AuthFailed => {
+            engine.registry.do_send(AuthFailedMark {
+                account_id: account.id.clone(),
+            });
+            failed("auth_failed".into(), None, false, None)
+        }
+    }
+}
+
+/// The wait before retrying the last candidate: exponential backoff with jitter, at
+/// least what `retry-after` asks; `None` when that is longer than we are willing to wait.
+fn retry_delay(
+    settings: &ProxySettings,
+    retries: u32,
+    retry_after_ms: Option<i64>,
+) -> Option<Duration> {
+    let base = settings.retry_delay_ms as f64 * settings.retry_backoff.powi(retries as i32);
+    let jittered = base * (0.5 + fastrand::f64() * 0.5);
+    let asked = retry_after_ms
+        .map(|at| (at - now_ms()).max(0) as f64)
+        .unwrap_or(0.0);
+    let wait = jittered.max(asked);
+    (wait <= settings.retry_max_delay_ms as f64).then(|| Duration::from_millis(wait as u64))
+}
+
+/// Sends the chosen upstream answer to the client as it arrives.
+fn deliver(
+    req: &HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<ProxyState>,
+    response: awc::ClientResponse,
+    account: Option<Arc<Account>>,
+) -> HttpResponse {
+    let status = response.status();
+    let mut builder = HttpResponse::build(status);
+    for (name, value) in response.headers() {
+        if rules::forward_to_client(name.as_str()) {
+            builder.append_header((name.clone(), value.clone()));
+        }
+    }
+    let account_name = account.as_ref().map_or(NO_ACCOUNT, |a| a.name.as_str());
+    builder.insert_header((REQUEST_ID_HEADER, ctx.id.as_str()));
+    if let Ok(v) = HeaderValue::from_str(account_name) {
+        builder.insert_header((ACCOUNT_HEADER, v));
+    }
+    if let Some(a) = &account {
+        state.engine.registry.do_send(RecordUse {
+            account_id: a.id.clone(),
+            at_ms: now_ms(),
+        });
+    }
+    let is_sse = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let capture = ctx.payload_draft(&state.settings, req.headers(), response.headers());
+    let draft = ctx.draft(account.as_deref(), status.as_u16());
+    let idle = state.settings.idle_timeout;
+    let recorder = Recorder::new(state, draft, is_sse, capture);
+    let body = RecordingBody::new(response, recorder, idle);
+    match length {
+        Some(n) => builder.body(SizedStream::new(n, body)),
+        None => builder.streaming(body),
+    }
+}
+
+/// No account is configured: the client's request goes upstream with its own
+/// credential, so the daemon is useful before any account is added.
+async fn forward_unauthenticated(
+    req: HttpRequest,
+    ctx: RequestContext,
+    state: web::Data<ProxyState>,
+    client: web::Data<awc::Client>,
+) -> HttpResponse {
+    let request = upstream_request(&client, &req, &state.settings, None);
+    match request.send_body(ctx.body.clone()).await {
+        Ok(response) => deliver(&req, ctx, state, response, None),
+        Err(e) => {
+            let message = format!("upstream unreachable: {e}");
+            local_answer(
+                &state,
+                &req,
+                &ctx,
+                StatusCode::BAD_GATEWAY,
+                "api_error",
+                &message,
+                None,
+            )
+        }
+    }
+}
+
+/// 503 when no account can take the request: who was skipped and when the first
+/// comes back, in the body and as `Retry-After`.
+fn pool_exhausted(state: &ProxyState, req: &HttpRequest, ctx: &RequestContext) -> HttpResponse {
+    let now = now_ms();
+    let next = ctx
+        .skipped
+        .iter()
+        .filter_map(|s| s.available_at)
+        .filter(|t| *t > now)
+        .min();
+    let retry_after = next
+        .map_or(60, |t| ((t - now) as f64 / 1000.0).ceil() as i64)
+        .clamp(1, 3600);
+    let accounts: Vec<serde_json::Value> = ctx
+        .skipped
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name,
+                "reason": s.reason,
+                "available_at": s.available_at.map(iso),
+            })
+        })
+        .collect();
+    let message = format!(
+        "no account can take this request: {} configured, none available",
+        ctx.skipped.len()
+    );
+    let body = json!({
+        "type": "error",
+        "error": {
+            "type": "pool_exhausted",
+            "message": message,
+            "next_available_at": next.map(iso),
+            "accounts": accounts,
+        }
+    });
+    local_answer(
+        state,
+        req,
+        ctx,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "pool_exhausted",
+        &message,
+        Some((body, retry_after)),
+    )
+}
+
+/// An answer the proxy makes itself, in Anthropic's error shape, recorded like any
+/// other request. `custom` replaces the body and sets `Retry-After`.
+fn local_answer(
+    state: &ProxyState,
+    req: &HttpRequest,
+    ctx: &RequestContext,
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+    custom: Option<(serde_json::Value, i64)>,
+) -> HttpResponse {
+    let mut response = match &custom {
+        Some((body, _)) => HttpResponse::build(status).json(body),
+        None => anthropic_error(status, kind, message),
+    };
+    let headers = response.headers_mut();
+    if let Some((_, retry_after)) = custom {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    if let Ok(v) = HeaderValue::from_str(&ctx.id) {
+        headers.insert(HeaderName::from_static(REQUEST_ID_HEADER), v);
+    }
+    headers.insert(
+        HeaderName::from_static(ACCOUNT_HEADER),
+        HeaderValue::from_static(NO_ACCOUNT),
+    );
+    let body_text = match &custom {
+        Some((body, _)) => body.to_string(),
+        None => json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
+    };
+    let capture = ctx
+        .payload_draft(&state.settings, req.headers(), response.headers())
+        .map(|d| (d, Bytes::from(body_text)));
+    recording::record_local_answer(state, ctx.draft(None, status.as_u16()), message, capture);
+    response
+}

@@ -1,0 +1,384 @@
+//! The response body the client receives: the upstream's bytes passed through as they
+//! arrive, watched on the way for usage, the end of the message and a stalled stream,
+//! and turned into one request record when the body ends, breaks, or is dropped.
+
+use super::ProxyState;
+use actix_web::web::{self, Bytes};
+use claudeflare_actors::logger::RecordRequest;
+use claudeflare_actors::protocol::{usage, SseUsageParser};
+use claudeflare_actors::stats::RequestFinished;
+use claudeflare_actors::store::{LogEntry, RequestPayload, RequestRecord};
+use futures_util::Stream;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::time::Sleep;
+
+/// Largest JSON answer kept for reading its usage (a Messages answer is far smaller).
+const JSON_USAGE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// How a response body ended.
+#[derive(Debug)]
+pub enum BodyEnd {
+    /// The upstream finished sending.
+    Complete,
+    /// The upstream connection broke mid-body.
+    UpstreamBroke(String),
+    /// No bytes for longer than the stream idle timeout.
+    IdleTimeout,
+    /// The client went away before the end.
+    ClientGone,
+}
+
+/// What is known of a request before its response body flows.
+#[derive(Debug)]
+pub struct RecordDraft {
+    pub id: String,
+    pub timestamp_ms: i64,
+    pub started: Instant,
+    pub method: String,
+    pub path: String,
+    pub account_id: Option<String>,
+    pub account_name: String,
+    pub status: u16,
+    pub failover_attempts: i32,
+    pub stream: bool,
+    pub client_ip: Option<String>,
+    pub requested_model: Option<String>,
+}
+
+/// The request side of a stored payload, ready before the response starts.
+#[derive(Debug)]
+pub struct PayloadDraft {
+    pub request_headers: String,
+    pub request_body: Option<Vec<u8>>,
+    pub response_headers: String,
+    pub truncated: bool,
+}
+
+enum Watch {
+    Sse(Box<SseUsageParser>),
+    Json { len: usize, overflow: bool },
+}
+
+/// Collects what the record needs while the body passes; finishes exactly once.
+pub struct Recorder {
+    state: web::Data<ProxyState>,
+    draft: RecordDraft,
+    watch: Watch,
+    /// Body chunks kept for the JSON usage and/or the payload capture (refcounted, not copied).
+    kept: Vec<Bytes>,
+    kept_len: usize,
+    capture: Option<PayloadDraft>,
+    first_token_at: Option<Instant>,
+}
+
+impl Recorder {
+    pub fn new(
+        state: web::Data<ProxyState>,
+        draft: RecordDraft,
+        is_sse: bool,
+        capture: Option<PayloadDraft>,
+    ) -> Self {
+        let watch = if is_sse {
+            Watch::Sse(Box::default())
+        } else {
+            Watch::Json {
+                len: 0,
+                overflow: false,
+            }
+        };
+        Self {
+            state,
+            draft,
+            watch,
+            kept: Vec::new(),
+            kept_len: 0,
+            capture,
+            first_token_at: None,
+        }
+    }
+
+    fn on_chunk(&mut self, chunk: &Bytes) {
+        let capture_limit = if self.capture.is_some() {
+            self.state.settings.payload_max_bytes
+        } else {
+            0
+        };
+        match &mut self.watch {
+            Watch::Sse(parser) => {
+                parser.feed(chunk);
+                if self.first_token_at.is_none() && parser.saw_content() {
+                    self.first_token_at = Some(Instant::now());
+                }
+                if self.kept_len < capture_limit {
+                    self.kept.push(chunk.clone());
+                    self.kept_len += chunk.len();
+                }
+            }
+            Watch::Json { len, overflow } => {
+                if self.first_token_at.is_none() {
+                    self.first_token_at = Some(Instant::now());
+                }
+                *len += chunk.len();
+                if *len > JSON_USAGE_LIMIT {
+                    *overflow = true;
+                }
+                if !*overflow || self.kept_len < capture_limit {
+                    self.kept.push(chunk.clone());
+                    self.kept_len += chunk.len();
+                }
+            }
+        }
+    }
+
+    /// Builds the record (and payload) and hands them to the logger and the stats.
+    fn finish(self, end: BodyEnd) {
+        let Recorder {
+            state,
+            draft,
+            watch,
+            kept,
+            kept_len,
+            capture,
+            first_token_at,
+        } = self;
+        let ended = Instant::now();
+        let body_joined = || -> Vec<u8> {
+            let mut all = Vec::with_capacity(kept_len);
+            for c in &kept {
+                all.extend_from_slice(c);
+            }
+            all
+        };
+        let ok_status = (200..300).contains(&draft.status);
+
+        let (model, usage, upstream_error, complete, joined) = match &watch {
+            Watch::Sse(p) => (
+                p.model().map(str::to_string),
+                *p.usage(),
+                p.error().map(str::to_string),
+                p.is_complete(),
+                None,
+            ),
+            Watch::Json { overflow, .. } => {
+                let joined = body_joined();
+                let parsed = if *overflow {
+                    usage::ResponseUsage::default()
+                } else {
+                    usage::from_json_body(&joined)
+                };
+                (parsed.model, parsed.usage, parsed.error, true, Some(joined))
+            }
+        };
+        let is_sse = matches!(watch, Watch::Sse(_));
+
+        let error_message = match &end {
+            BodyEnd::UpstreamBroke(e) => Some(format!("upstream stream broke: {e}")),
+            BodyEnd::IdleTimeout => Some("upstream stream idle timeout".to_string()),
+            BodyEnd::ClientGone => Some("client disconnected before the end".to_string()),
+            BodyEnd::Complete => match upstream_error {
+                Some(e) => Some(e),
+                None if is_sse && !complete && ok_status => {
+                    Some("stream truncated: ended without message_stop".to_string())
+                }
+                None if !ok_status => Some(format!("upstream status {}", draft.status)),
+                None => None,
+            },
+        };
+        let success = ok_status && error_message.is_none();
+
+        let model = model.or(draft.requested_model);
+        let cost = match (&model, usage.is_empty()) {
+            (Some(m), false) => state.engine.prices.cost(m, &usage),
+            _ => None,
+        };
+        let ttft = first_token_at.map(|t| (t - draft.started).as_millis() as i64);
+        let tps = match (is_sse, first_token_at, usage.output_tokens) {
+            (true, Some(first), Some(out)) if out > 0 => {
+                let secs = (ended - first).as_secs_f64();
+                (secs > 0.0).then(|| out as f64 / secs)
+            }
+            _ => None,
+        };
+
+        let record = RequestRecord {
+            id: draft.id,
+            timestamp: draft.timestamp_ms,
+            method: draft.method,
+            path: draft.path,
+            account_id: draft.account_id,
+            account_name: draft.account_name,
+            status_code: Some(i32::from(draft.status)),
+            success,
+            error_message,
+            response_time_ms: (ended - draft.started).as_millis() as i64,
+            time_to_first_token_ms: ttft,
+            failover_attempts: draft.failover_attempts,
+            model,
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cache_read_input_tokens: usage.cache_read_input_tokens,
+            cache_creation_input_tokens: usage.cache_creation_input_tokens,
+            cost_usd: cost,
+            output_tokens_per_second: tps,
+            stream: draft.stream || is_sse,
+            client_ip: draft.client_ip,
+        };
+        let payload = capture.map(|c| {
+            let limit = state.settings.payload_max_bytes;
+            let mut body = joined.unwrap_or_else(body_joined);
+            let truncated = c.truncated || body.len() > limit;
+            body.truncate(limit);
+            RequestPayload {
+                request_id: record.id.clone(),
+                request_headers: c.request_headers,
+                request_body: c.request_body,
+                response_headers: c.response_headers,
+                response_body: Some(body),
+                truncated,
+            }
+        });
+        submit(&state, record, payload);
+    }
+}
+
+/// Hands a finished record to the stats (live) and the logger (stored).
+pub fn submit(state: &ProxyState, record: RequestRecord, payload: Option<RequestPayload>) {
+    let engine = &state.engine;
+    engine
+        .stats
+        .do_send(RequestFinished(Arc::new(record.clone())));
+    engine
+        .logger
+        .do_send(RecordRequest(LogEntry { record, payload }));
+}
+
+/// A record for a request the proxy answered itself (no upstream body).
+pub fn record_local_answer(
+    state: &ProxyState,
+    draft: RecordDraft,
+    error: &str,
+    capture: Option<(PayloadDraft, Bytes)>,
+) {
+    let record = RequestRecord {
+        id: draft.id,
+        timestamp: draft.timestamp_ms,
+        method: draft.method,
+        path: draft.path,
+        account_id: draft.account_id,
+        account_name: draft.account_name,
+        status_code: Some(i32::from(draft.status)),
+        success: false,
+        error_message: Some(error.to_string()),
+        response_time_ms: draft.started.elapsed().as_millis() as i64,
+        time_to_first_token_ms: None,
+        failover_attempts: draft.failover_attempts,
+        model: draft.requested_model,
+        input_tokens: None,
+        output_tokens: None,
+        cache_read_input_tokens: None,
+        cache_creation_input_tokens: None,
+        cost_usd: None,
+        output_tokens_per_second: None,
+        stream: draft.stream,
+        client_ip: draft.client_ip,
+    };
+    let payload = capture.map(|(c, body)| RequestPayload {
+        request_id: record.id.clone(),
+        request_headers: c.request_headers,
+        request_body: c.request_body,
+        response_headers: c.response_headers,
+        response_body: Some(body.to_vec()),
+        truncated: c.truncated,
+    });
+    submit(state, record, payload);
+}
+
+/// Errors the client's body stream can end with (the connection is then cut).
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    #[error("upstream stream broke: {0}")]
+    Upstream(String),
+    #[error("upstream stream idle for longer than {0:?}")]
+    Idle(Duration),
+}
+
+/// The body stream; see the module docs.
+pub struct RecordingBody<S> {
+    upstream: S,
+    idle: Pin<Box<Sleep>>,
+    idle_timeout: Duration,
+    recorder: Option<Recorder>,
+    done: bool,
+}
+
+impl<S> RecordingBody<S> {
+    pub fn new(upstream: S, recorder: Recorder, idle_timeout: Duration) -> Self {
+        Self {
+            upstream,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            idle_timeout,
+            recorder: Some(recorder),
+            done: false,
+        }
+    }
+
+    fn finish(&mut self, end: BodyEnd) {
+        self.done = true;
+        if let Some(r) = self.recorder.take() {
+            r.finish(end);
+        }
+    }
+}
+
+impl<S, E> Stream for RecordingBody<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    type Item = Result<Bytes, StreamError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.upstream).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(r) = this.recorder.as_mut() {
+                    r.on_chunk(&chunk);
+                }
+                let deadline = tokio::time::Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                let reason = e.to_string();
+                this.finish(BodyEnd::UpstreamBroke(reason.clone()));
+                Poll::Ready(Some(Err(StreamError::Upstream(reason))))
+            }
+            Poll::Ready(None) => {
+                this.finish(BodyEnd::Complete);
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                if this.idle.as_mut().poll(cx).is_ready() {
+                    this.finish(BodyEnd::IdleTimeout);
+                    return Poll::Ready(Some(Err(StreamError::Idle(this.idle_timeout))));
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S> Drop for RecordingBody<S> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.finish(BodyEnd::ClientGone);
+        }
+    }
+}

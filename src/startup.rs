@@ -1,0 +1,164 @@
+//! `Application::build(config)`: opens the store, starts the engine, binds the
+//! listener (port 0 picks a free one) and returns a server ready to run. Tests call it
+//! to get the real daemon on a random port.
+
+use crate::config::Config;
+use crate::proxy::{self, ProxySettings, ProxyState};
+use crate::{api, error::ApiError};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use claudeflare_actors::logger::LoggerSettings;
+use claudeflare_actors::protocol::PriceTable;
+use claudeflare_actors::store::{blocking, Store};
+use claudeflare_actors::{Engine, EngineSettings};
+use std::net::TcpListener;
+use std::time::Duration;
+use tracing_actix_web::TracingLogger;
+
+/// Failures that stop the daemon from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] claudeflare_actors::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// The daemon, bound and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    engine: Engine,
+}
+
+/// The page served at `/` until the dashboard lands.
+const INDEX_HTML: &str = include_str!("../static/index.html");
+
+impl Application {
+    /// Builds the daemon from its settings. Must run inside an actix System.
+    pub async fn build(config: Config) -> Result<Application, StartError> {
+        let path = config.database_path();
+        let store = blocking(move || Store::open_sqlite(&path)).await?;
+        let engine = Engine::start(
+            store,
+            EngineSettings {
+                session_duration_ms: config.session_duration_ms as i64,
+                logger: LoggerSettings::default(),
+            },
+            PriceTable::with_overrides(&config.pricing),
+        )
+        .await?;
+
+        let addr = format!("{}:{}", config.host, config.port);
+        let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: addr.clone(),
+                source,
+            })?
+            .port();
+
+        let settings = ProxySettings {
+            upstream_base: config.upstream_url.trim_end_matches('/').to_string(),
+            max_body_bytes: config.max_body_bytes,
+            header_timeout: Duration::from_millis(config.upstream_header_timeout_ms),
+            idle_timeout: Duration::from_millis(config.stream_idle_timeout_ms),
+            retry_attempts: config.retry_attempts,
+            retry_delay_ms: config.retry_delay_ms,
+            retry_backoff: config.retry_backoff,
+            retry_max_delay_ms: config.retry_max_delay_ms,
+            overload_cooldown_ms: config.overload_cooldown_ms,
+            store_payloads: config.store_payloads,
+            payload_max_bytes: config.payload_max_bytes,
+        };
+        let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
+        let header_timeout = settings.header_timeout;
+        let proxy_state = web::Data::new(ProxyState {
+            engine: engine.clone(),
+            settings,
+        });
+        let engine_data = web::Data::new(engine.clone());
+
+        let mut server = HttpServer::new(move || {
+            // awc's client is !Send: one per worker, sharing its connection pool there.
+            let client = upstream_client(connect_timeout, header_timeout);
+            App::new()
+                .wrap(TracingLogger::default())
+                .app_data(proxy_state.clone())
+                .app_data(engine_data.clone())
+                .app_data(web::Data::new(client))
+                .configure(api::configure)
+                .route("/v1/{tail:.*}", web::route().to(proxy::proxy))
+                .route("/", web::get().to(index))
+                .default_service(web::to(not_found))
+        })
+        .disable_signals()
+        .shutdown_timeout(config.shutdown_timeout_ms.div_ceil(1000));
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        let server = server
+            .listen(listener)
+            .map_err(|source| StartError::Bind { addr, source })?
+            .run();
+        Ok(Application {
+            port,
+            server,
+            engine,
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server: `handle().stop(true)` drains in-flight requests first.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped, then writes every pending record and account change.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.engine.shutdown().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// The upstream HTTP client: no decompression, no redirects, no default headers, no
+/// connection cap (limits are the daemon's, not the pool's), and our timeouts.
+fn upstream_client(connect_timeout: Duration, header_timeout: Duration) -> awc::Client {
+    let connector = awc::Connector::new()
+        .timeout(connect_timeout)
+        .limit(0)
+        .conn_keep_alive(Duration::from_secs(30));
+    awc::ClientBuilder::new()
+        .connector(connector)
+        .no_default_headers()
+        .disable_redirects()
+        .timeout(header_timeout)
+        .finish()
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(INDEX_HTML)
+}
+
+async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no such endpoint: {} {}",
+        req.method(),
+        req.path()
+    )))
+}
