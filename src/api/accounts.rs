@@ -51,9 +51,9 @@ fn validate_name(name: &str) -> Result<String, ApiError> {
 
 pub async fn add(
     engine: web::Data<Engine>,
-    body: web::Json<NewAccount>,
+    body: web::Json<serde_json::Value>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
+    let body: NewAccount = super::from_body(body.into_inner())?;
     let name = validate_name(&body.name)?;
     let api_key = body
         .api_key

@@ -39,6 +39,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
+/// Reads a JSON body into `T`, naming the field at fault when it does not fit.
+pub(crate) fn from_body<T: serde::de::DeserializeOwned>(
+    body: serde_json::Value,
+) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            ApiError::BadRequest(format!("invalid body: {inner}"))
+        } else {
+            ApiError::BadRequest(format!("{path}: {inner}"))
+        }
+    })
+}
+
 fn json_error(err: JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     let api = match &err {
         JsonPayloadError::ContentType => ApiError::UnsupportedMediaType(

@@ -12,7 +12,7 @@ const MAX_LIMIT: i64 = 1000;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
-    limit: Option<i64>,
+    limit: Option<String>,
 }
 
 /// One row of `/api/requests`.
@@ -72,12 +72,18 @@ pub async fn list(
     engine: web::Data<Engine>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit: must be between 1 and {MAX_LIMIT}"
-        )));
-    }
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "limit: must be a whole number from 1 to {MAX_LIMIT}, not {text:?}"
+                ))
+            })?,
+    };
     let store = engine.store.clone();
     let rows = blocking(move || store.recent_requests(limit)).await?;
     let rows: Vec<RequestRow> = rows.into_iter().map(RequestRow::from).collect();

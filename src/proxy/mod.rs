@@ -489,11 +489,12 @@ fn deliver(
             at_ms: now_ms(),
         });
     }
-    let is_sse = response
+    let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let length = response
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -502,8 +503,8 @@ fn deliver(
     let capture = ctx.payload_draft(&state.settings, req.headers(), response.headers());
     let draft = ctx.draft(account.as_deref(), status.as_u16());
     let idle = state.settings.idle_timeout;
-    let recorder = Recorder::new(state, draft, is_sse, capture);
-    let body = RecordingBody::new(response, recorder, idle);
+    let recorder = Recorder::new(state, draft, &content_type, capture);
+    let body = RecordingBody::new(response, length, recorder, idle);
     match length {
         Some(n) => builder.body(SizedStream::new(n, body)),
         None => builder.streaming(body),

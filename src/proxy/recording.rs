@@ -60,7 +60,12 @@ pub struct PayloadDraft {
 
 enum Watch {
     Sse(Box<SseUsageParser>),
-    Json { len: usize, overflow: bool },
+    /// Any other body; `is_json` when its content type says JSON.
+    Json {
+        len: usize,
+        overflow: bool,
+        is_json: bool,
+    },
 }
 
 /// Collects what the record needs while the body passes; finishes exactly once.
@@ -79,15 +84,16 @@ impl Recorder {
     pub fn new(
         state: web::Data<ProxyState>,
         draft: RecordDraft,
-        is_sse: bool,
+        content_type: &str,
         capture: Option<PayloadDraft>,
     ) -> Self {
-        let watch = if is_sse {
+        let watch = if content_type.starts_with("text/event-stream") {
             Watch::Sse(Box::default())
         } else {
             Watch::Json {
                 len: 0,
                 overflow: false,
+                is_json: content_type.starts_with("application/json"),
             }
         };
         Self {
@@ -118,7 +124,7 @@ impl Recorder {
                     self.kept_len += chunk.len();
                 }
             }
-            Watch::Json { len, overflow } => {
+            Watch::Json { len, overflow, .. } => {
                 if self.first_token_at.is_none() {
                     self.first_token_at = Some(Instant::now());
                 }
@@ -163,14 +169,29 @@ impl Recorder {
                 p.is_complete(),
                 None,
             ),
-            Watch::Json { overflow, .. } => {
+            Watch::Json {
+                overflow, is_json, ..
+            } => {
                 let joined = body_joined();
                 let parsed = if *overflow {
                     usage::ResponseUsage::default()
                 } else {
                     usage::from_json_body(&joined)
                 };
-                (parsed.model, parsed.usage, parsed.error, true, Some(joined))
+                // A JSON answer cut short no longer parses (the client library reports
+                // a cut chunked body as a normal end).
+                let complete = *overflow
+                    || joined.is_empty()
+                    || !is_json
+                    || parsed != usage::ResponseUsage::default()
+                    || serde_json::from_slice::<serde::de::IgnoredAny>(&joined).is_ok();
+                (
+                    parsed.model,
+                    parsed.usage,
+                    parsed.error,
+                    complete,
+                    Some(joined),
+                )
             }
         };
         let is_sse = matches!(watch, Watch::Sse(_));
@@ -183,6 +204,9 @@ impl Recorder {
                 Some(e) => Some(e),
                 None if is_sse && !complete && ok_status => {
                     Some("stream truncated: ended without message_stop".to_string())
+                }
+                None if !complete && ok_status => {
+                    Some("upstream body is not complete JSON: cut short".to_string())
                 }
                 None if !ok_status => Some(format!("upstream status {}", draft.status)),
                 None => None,
@@ -309,6 +333,9 @@ pub enum StreamError {
 /// The body stream; see the module docs.
 pub struct RecordingBody<S> {
     upstream: S,
+    /// The upstream's Content-Length: a body that ends short of it was cut.
+    expected_len: Option<u64>,
+    received: u64,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
     recorder: Option<Recorder>,
@@ -316,9 +343,16 @@ pub struct RecordingBody<S> {
 }
 
 impl<S> RecordingBody<S> {
-    pub fn new(upstream: S, recorder: Recorder, idle_timeout: Duration) -> Self {
+    pub fn new(
+        upstream: S,
+        expected_len: Option<u64>,
+        recorder: Recorder,
+        idle_timeout: Duration,
+    ) -> Self {
         Self {
             upstream,
+            expected_len,
+            received: 0,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             recorder: Some(recorder),
@@ -348,6 +382,7 @@ where
         }
         match Pin::new(&mut this.upstream).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
+                this.received += chunk.len() as u64;
                 if let Some(r) = this.recorder.as_mut() {
                     r.on_chunk(&chunk);
                 }
@@ -360,10 +395,19 @@ where
                 this.finish(BodyEnd::UpstreamBroke(reason.clone()));
                 Poll::Ready(Some(Err(StreamError::Upstream(reason))))
             }
-            Poll::Ready(None) => {
-                this.finish(BodyEnd::Complete);
-                Poll::Ready(None)
-            }
+            Poll::Ready(None) => match this.expected_len {
+                // The client library reports a connection cut as the end of the body;
+                // the declared length tells them apart.
+                Some(expected) if expected != this.received => {
+                    let reason = format!("body ended after {} of {expected} bytes", this.received);
+                    this.finish(BodyEnd::UpstreamBroke(reason.clone()));
+                    Poll::Ready(Some(Err(StreamError::Upstream(reason))))
+                }
+                _ => {
+                    this.finish(BodyEnd::Complete);
+                    Poll::Ready(None)
+                }
+            },
             Poll::Pending => {
                 if this.idle.as_mut().poll(cx).is_ready() {
                     this.finish(BodyEnd::IdleTimeout);

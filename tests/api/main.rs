@@ -1,1 +1,11 @@
+//! End-to-end tests: the real daemon on port 0 against an in-process mock upstream.
+//! One test binary, so the suite links once.
 
+mod accounts_api;
+mod failover;
+mod forwarding;
+mod helpers;
+mod mock;
+mod records;
+mod serve_binary;
+mod streaming;

@@ -118,7 +118,7 @@ fn api_key_reset<'a>(text: &impl Fn(&str) -> Option<&'a str>) -> Option<i64> {
 /// `retry-after`: delay seconds or an HTTP date.
 fn retry_after(value: &str, now_ms: i64) -> Option<i64> {
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0 && secs < 1e9)
+        return (0.0..1e9).contains(&secs)
             .then(|| now_ms + (secs * 1000.0) as i64);
     }
     let at: SystemTime = httpdate::parse_http_date(value).ok()?;
@@ -133,7 +133,7 @@ fn retry_after(value: &str, now_ms: i64) -> Option<i64> {
 /// delay seconds, or an RFC 3339 time. Large numbers are taken as unix seconds.
 fn flexible_reset(value: &str, now_ms: i64) -> Option<i64> {
     if let Ok(n) = value.parse::<f64>() {
-        if !n.is_finite() || n < 0.0 || n >= 1e11 {
+        if !(0.0..1e11).contains(&n) {
             return None;
         }
         return Some(if n > 1e9 {

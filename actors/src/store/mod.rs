@@ -191,12 +191,12 @@ impl Store {
         conn.immediate_transaction(|c| {
             for chunk in records.chunks(500) {
                 diesel::insert_into(schema::requests::table)
-                    .values(chunk.iter().map(|r| *r).collect::<Vec<_>>())
+                    .values(chunk.to_vec())
                     .execute(c)?;
             }
             for chunk in payloads.chunks(200) {
                 diesel::insert_into(schema::request_payloads::table)
-                    .values(chunk.iter().map(|p| *p).collect::<Vec<_>>())
+                    .values(chunk.to_vec())
                     .execute(c)?;
             }
             Ok::<_, DieselError>(())
