@@ -118,7 +118,8 @@ fn api_key_reset<'a>(text: &impl Fn(&str) -> Option<&'a str>) -> Option<i64> {
 /// `retry-after`: delay seconds or an HTTP date.
 fn retry_after(value: &str, now_ms: i64) -> Option<i64> {
     if let Ok(secs) = value.parse::<f64>() {
-        return (0.0..1e9).contains(&secs)
+        return (0.0..1e9)
+            .contains(&secs)
             .then(|| now_ms + (secs * 1000.0) as i64);
     }
     let at: SystemTime = httpdate::parse_http_date(value).ok()?;
