@@ -52,6 +52,14 @@ impl Price {
         }
     }
 
+    /// The same price with a cache-read rate that is not the usual 0.1x.
+    const fn cache_read(self, per_mtok: f64) -> Self {
+        Price {
+            cache_read: per_mtok,
+            ..self
+        }
+    }
+
     /// The cost of one request's usage.
     pub fn cost(&self, usage: &Usage) -> f64 {
         let per = |tokens: Option<i64>, price: f64| tokens.unwrap_or(0) as f64 * price;
@@ -73,22 +81,36 @@ impl Price {
     }
 }
 
-/// Bundled list prices of the Claude families (November 2026). Cache reads are 0.1x
-/// input, 5-minute writes 1.25x and 1-hour writes 2x, as Anthropic prices them.
-const BUNDLED: [(&str, Price); 13] = [
+/// Bundled list prices of the Claude families, from Anthropic's pricing page as of
+/// November 2026. Cache reads are 0.1x input, 5-minute writes 1.25x and 1-hour writes
+/// 2x unless a family says otherwise. Haiku 5.5 is priced at its base tier (prompts up
+/// to 100k tokens); longer prompts cost more and need a config override to be exact.
+const BUNDLED: &[(&str, Price)] = &[
+    ("claude-fable-5-1", Price::new(10.0, 50.0).cache_read(0.25)),
+    ("claude-mythos-5-1", Price::new(10.0, 50.0).cache_read(0.25)),
+    ("claude-fable", Price::new(10.0, 50.0).cache_read(1.0)),
+    ("claude-mythos", Price::new(10.0, 50.0).cache_read(1.0)),
+    ("claude-opus-5-5", Price::new(4.0, 20.0).cache_read(0.2)),
+    ("claude-opus-5", Price::new(5.0, 25.0)),
+    ("claude-opus-4-8", Price::new(5.0, 25.0)),
+    ("claude-opus-4-7", Price::new(5.0, 25.0)),
+    ("claude-opus-4-6", Price::new(5.0, 25.0)),
     ("claude-opus-4-5", Price::new(5.0, 25.0)),
     ("claude-opus-4-1", Price::new(15.0, 75.0)),
     ("claude-opus-4", Price::new(15.0, 75.0)),
-    ("claude-sonnet-4-5", Price::new(3.0, 15.0)),
+    ("claude-sonnet-5-5", Price::new(2.0, 10.0).cache_read(0.1)),
+    ("claude-sonnet-5", Price::new(2.0, 10.0)),
     ("claude-sonnet-4", Price::new(3.0, 15.0)),
     ("claude-3-7-sonnet", Price::new(3.0, 15.0)),
     ("claude-3-5-sonnet", Price::new(3.0, 15.0)),
+    ("claude-haiku-5-5", Price::new(0.1, 0.5)),
     ("claude-haiku-4-5", Price::new(1.0, 5.0)),
     ("claude-3-5-haiku", Price::new(0.8, 4.0)),
     ("claude-3-haiku", Price::new(0.25, 1.25)),
     ("claude-3-opus", Price::new(15.0, 75.0)),
     ("claude-opus", Price::new(5.0, 25.0)),
     ("claude-sonnet", Price::new(3.0, 15.0)),
+    ("claude-haiku", Price::new(1.0, 5.0)),
 ];
 
 /// The price table: bundled families plus the config file's overrides, matched by the
@@ -175,6 +197,12 @@ mod tests {
             t.price("claude-3-5-haiku-20241022").map(|p| p.input),
             Some(0.8)
         );
+        assert_eq!(t.price("claude-opus-5-5").map(|p| p.cache_read), Some(0.2));
+        assert_eq!(t.price("claude-opus-5-20260724").map(|p| p.input), Some(5.0));
+        assert_eq!(t.price("claude-sonnet-4-6").map(|p| p.input), Some(3.0));
+        assert_eq!(t.price("claude-sonnet-5-5").map(|p| p.output), Some(10.0));
+        assert_eq!(t.price("claude-fable-5-1").map(|p| p.cache_read), Some(0.25));
+        assert_eq!(t.price("claude-mythos-preview").map(|p| p.input), Some(10.0));
         assert!(t.price("gpt-4").is_none());
         assert_eq!(t.cost("gpt-4", &Usage::default()), None);
     }
