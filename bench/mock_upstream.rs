@@ -20,7 +20,10 @@ fn sse_body() -> String {
             format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"word{i} "}}}}"#),
         ));
     }
-    events.push(("content_block_stop", r#"{"type":"content_block_stop","index":0}"#.to_string()));
+    events.push((
+        "content_block_stop",
+        r#"{"type":"content_block_stop","index":0}"#.to_string(),
+    ));
     events.push(("message_delta", r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":9}}"#.to_string()));
     events.push(("message_stop", r#"{"type":"message_stop"}"#.to_string()));
     events
@@ -39,7 +42,9 @@ async fn answer(body: Bytes, gap: web::Data<Duration>, sse: web::Data<Vec<Bytes>
     let gap = **gap;
     if gap.is_zero() {
         let all: Vec<u8> = sse.iter().flat_map(|b| b.iter().copied()).collect();
-        return HttpResponse::Ok().content_type("text/event-stream").body(all);
+        return HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .body(all);
     }
     let events = sse.get_ref().clone();
     let stream = futures_util::stream::unfold(0usize, move |i| {

@@ -198,11 +198,20 @@ mod tests {
             Some(0.8)
         );
         assert_eq!(t.price("claude-opus-5-5").map(|p| p.cache_read), Some(0.2));
-        assert_eq!(t.price("claude-opus-5-20260724").map(|p| p.input), Some(5.0));
+        assert_eq!(
+            t.price("claude-opus-5-20260724").map(|p| p.input),
+            Some(5.0)
+        );
         assert_eq!(t.price("claude-sonnet-4-6").map(|p| p.input), Some(3.0));
         assert_eq!(t.price("claude-sonnet-5-5").map(|p| p.output), Some(10.0));
-        assert_eq!(t.price("claude-fable-5-1").map(|p| p.cache_read), Some(0.25));
-        assert_eq!(t.price("claude-mythos-preview").map(|p| p.input), Some(10.0));
+        assert_eq!(
+            t.price("claude-fable-5-1").map(|p| p.cache_read),
+            Some(0.25)
+        );
+        assert_eq!(
+            t.price("claude-mythos-preview").map(|p| p.input),
+            Some(10.0)
+        );
         assert!(t.price("gpt-4").is_none());
         assert_eq!(t.cost("gpt-4", &Usage::default()), None);
     }
