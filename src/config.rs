@@ -8,9 +8,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The strategies this build knows.
-pub const STRATEGIES: [&str; 1] = ["session"];
-
 /// Output format of the daemon's own log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -50,8 +47,14 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Most client sessions the `session-affinity` strategy remembers.
+    pub affinity_capacity: usize,
     /// Price overrides: model family or exact id → prices per million tokens.
     pub pricing: BTreeMap<String, Price>,
+    /// The config file in force (`--config`, else `config.toml` in the data
+    /// directory): where live changes such as the strategy are saved.
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -79,7 +82,9 @@ impl Default for Config {
             payload_max_bytes: 256 * 1024,
             shutdown_timeout_ms: 30_000,
             workers: 0,
+            affinity_capacity: 10_000,
             pricing: BTreeMap::new(),
+            config_file: None,
         }
     }
 }
@@ -93,7 +98,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 22] = [
+const ENV_KEYS: [&str; 23] = [
     "host",
     "port",
     "data_dir",
@@ -116,6 +121,7 @@ const ENV_KEYS: [&str; 22] = [
     "payload_max_bytes",
     "shutdown_timeout_ms",
     "workers",
+    "affinity_capacity",
 ];
 
 /// A setting that stops start-up. Its message is the one line the user sees.
@@ -187,7 +193,7 @@ impl Config {
                         format!("{}: no such file", path.display()),
                     ));
                 }
-                Some(path)
+                path
             }
             None => {
                 let data_dir: PathBuf = Figment::from(Serialized::defaults(Config::default()))
@@ -195,20 +201,21 @@ impl Config {
                     .merge(flag_layer.clone())
                     .extract_inner("data_dir")
                     .map_err(|e| ConfigError::Load(one_line(&e)))?;
-                Some(data_dir.join("config.toml")).filter(|p| p.is_file())
+                data_dir.join("config.toml")
             }
         };
 
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = &file {
-            figment = figment.merge(Toml::file(file));
+        if file.is_file() {
+            figment = figment.merge(Toml::file(&file));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             .merge(rust_log())
             .merge(env())
             .merge(flag_layer)
             .extract()
             .map_err(|e| ConfigError::Load(one_line(&e)))?;
+        config.config_file = Some(file);
         config.validate()?;
         Ok(config)
     }
@@ -233,13 +240,14 @@ impl Config {
         if uri.query().is_some() {
             return Err(invalid("upstream_url", "must not have a query"));
         }
-        if !STRATEGIES.contains(&self.strategy.as_str()) {
+        let strategies = claudeflare_actors::strategies::names();
+        if !strategies.contains(&self.strategy.as_str()) {
             return Err(invalid(
                 "strategy",
                 format!(
                     "{:?} is not one of: {}",
                     self.strategy,
-                    STRATEGIES.join(", ")
+                    strategies.join(", ")
                 ),
             ));
         }
@@ -288,6 +296,13 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Where live changes are saved: the file given, else `config.toml` in the data dir.
+    pub fn config_file_path(&self) -> PathBuf {
+        self.config_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("config.toml"))
     }
 
     /// The SQLite database file.
@@ -365,5 +380,61 @@ mod tests {
             .expect_err("unknown key")
             .to_string();
         assert!(msg.contains("prot"), "{msg}");
+    }
+}
+
+/// Reads the `strategy` key of a config file, if the file has one.
+pub fn file_strategy(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let doc: toml_edit::DocumentMut = text.parse().ok()?;
+    doc.get("strategy")?.as_str().map(str::to_string)
+}
+
+/// Saves the strategy into the config file, keeping the rest of the file (comments
+/// included) as it was; creates the file when there is none.
+pub fn save_strategy(path: &Path, name: &str) -> std::io::Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    doc["strategy"] = toml_edit::value(name);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, doc.to_string())?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+
+    #[test]
+    fn saving_the_strategy_keeps_comments_and_other_keys() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(
+            &path,
+            "# my settings\nport = 9000 # the port\nstrategy = \"session\"\n",
+        )
+        .expect("write");
+        save_strategy(&path, "round-robin").expect("save");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            text.contains("# my settings") && text.contains("port = 9000 # the port"),
+            "{text}"
+        );
+        assert_eq!(file_strategy(&path).as_deref(), Some("round-robin"));
+        let fresh = dir.path().join("new/config.toml");
+        save_strategy(&fresh, "weighted").expect("save");
+        assert_eq!(file_strategy(&fresh).as_deref(), Some("weighted"));
     }
 }

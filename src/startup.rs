@@ -20,6 +20,8 @@ use tracing_actix_web::TracingLogger;
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] claudeflare_actors::StoreError),
+    #[error(transparent)]
+    Engine(#[from] claudeflare_actors::EngineError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -45,7 +47,9 @@ impl Application {
         let engine = Engine::start(
             store,
             EngineSettings {
+                strategy: config.strategy.clone(),
                 session_duration_ms: config.session_duration_ms as i64,
+                affinity_capacity: config.affinity_capacity,
                 logger: LoggerSettings::default(),
             },
             PriceTable::with_overrides(&config.pricing),
@@ -85,6 +89,15 @@ impl Application {
             settings,
         });
         let engine_data = web::Data::new(engine.clone());
+        let config_file = config.config_file_path();
+        // The file as it was when the config was read: later edits are applied live.
+        let file_version = modified(&config_file);
+        actix_web::rt::spawn(watch_strategy(
+            config_file.clone(),
+            file_version,
+            engine.clone(),
+        ));
+        let config_file = web::Data::new(api::strategy::ConfigFile(config_file));
 
         let mut server = HttpServer::new(move || {
             // awc's client is !Send: one per worker, sharing its connection pool there.
@@ -93,6 +106,7 @@ impl Application {
                 .wrap(TracingLogger::default())
                 .app_data(proxy_state.clone())
                 .app_data(engine_data.clone())
+                .app_data(config_file.clone())
                 .app_data(web::Data::new(client))
                 .configure(api::configure)
                 .route("/v1/{tail:.*}", web::route().to(proxy::proxy))
@@ -147,6 +161,56 @@ fn upstream_client(connect_timeout: Duration, header_timeout: Duration) -> awc::
         .disable_redirects()
         .timeout(header_timeout)
         .finish()
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// How often the config file is checked for a changed strategy.
+const CONFIG_POLL: Duration = Duration::from_secs(1);
+
+/// Applies a strategy edited into the config file while the daemon runs. Polling the
+/// file's modification time once a second is simpler and sturdier than a file-system
+/// watcher (editors replace files rather than write them) and costs one `stat`.
+async fn watch_strategy(
+    path: std::path::PathBuf,
+    mut seen: Option<std::time::SystemTime>,
+    engine: Engine,
+) {
+    use claudeflare_actors::selector::{CurrentStrategy, SetStrategy};
+    loop {
+        actix_web::rt::time::sleep(CONFIG_POLL).await;
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let Some(wanted) = crate::config::file_strategy(&path) else {
+            continue;
+        };
+        let Ok(current) = engine.selector.send(CurrentStrategy).await else {
+            return; // the engine stopped
+        };
+        if current == wanted {
+            continue;
+        }
+        match engine
+            .selector
+            .send(SetStrategy {
+                name: wanted.clone(),
+            })
+            .await
+        {
+            Ok(Ok(())) => tracing::info!(strategy = %wanted, "strategy changed in the config file"),
+            Ok(Err(valid)) => tracing::warn!(
+                strategy = %wanted,
+                valid = %valid.join(", "),
+                "the config file names an unknown strategy; keeping the current one"
+            ),
+            Err(_) => return,
+        }
+    }
 }
 
 async fn index() -> HttpResponse {

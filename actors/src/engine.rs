@@ -6,16 +6,30 @@ use crate::logger::{FlushLog, LoggerSettings, RequestLogger};
 use crate::protocol::PriceTable;
 use crate::refresher::TokenRefresher;
 use crate::registry::{AccountRegistry, PersistNow};
-use crate::selector::{SessionStrategy, StrategySelector};
+use crate::selector::StrategySelector;
 use crate::stats::StatsAggregator;
 use crate::store::{blocking, Store, StoreError};
+use crate::strategies::{self, StrategySettings};
 use actix::prelude::*;
 use std::sync::Arc;
+
+/// Why the engine could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("unknown strategy {0:?}")]
+    UnknownStrategy(String),
+}
 
 /// The engine's settings, taken from the daemon's config.
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
+    /// The strategy to start with (one of `strategies::STRATEGIES`).
+    pub strategy: String,
     pub session_duration_ms: i64,
+    /// Most client sessions the `session-affinity` strategy remembers.
+    pub affinity_capacity: usize,
     pub logger: LoggerSettings,
 }
 
@@ -38,19 +52,25 @@ impl Engine {
         store: Store,
         settings: EngineSettings,
         prices: PriceTable,
-    ) -> Result<Engine, StoreError> {
+    ) -> Result<Engine, EngineError> {
         let s = store.clone();
         let (accounts, totals) =
             blocking(move || Ok((s.load_accounts()?, s.history_totals()?))).await?;
 
         let snapshot: Vec<Arc<_>> = accounts.iter().cloned().map(Arc::new).collect();
-        let strategy = SessionStrategy::new(settings.session_duration_ms, &snapshot, now_ms());
+        let strategy_settings = StrategySettings {
+            session_duration_ms: settings.session_duration_ms,
+            affinity_capacity: settings.affinity_capacity,
+        };
+        let strategy =
+            strategies::build(&settings.strategy, strategy_settings, &snapshot, now_ms())
+                .ok_or_else(|| EngineError::UnknownStrategy(settings.strategy.clone()))?;
 
         // The registry and the selector talk both ways: create the registry's context
         // first so the selector can be given its address.
         let registry_ctx = Context::<AccountRegistry>::new();
         let registry_addr = registry_ctx.address();
-        let selector = StrategySelector::new(Box::new(strategy), snapshot)
+        let selector = StrategySelector::new(strategy, strategy_settings, snapshot)
             .with_registry(registry_addr.clone())
             .start();
         let registry = registry_ctx.run(AccountRegistry::new(

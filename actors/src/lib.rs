@@ -15,7 +15,8 @@ pub mod registry;
 pub mod selector;
 pub mod stats;
 pub mod store;
+pub mod strategies;
 
 pub use domain::{Account, AccountKind, AccountSummary, Secret};
-pub use engine::{Engine, EngineSettings};
+pub use engine::{Engine, EngineError, EngineSettings};
 pub use store::{Store, StoreError};

@@ -250,30 +250,45 @@ impl Handler<RemoveAccount> for AccountRegistry {
     }
 }
 
-/// Pauses or resumes an account. Resuming also clears a failed-credential mark, so a
-/// fixed account comes back in one step.
-#[derive(Message)]
-#[rtype(result = "Result<Arc<Account>, RegistryError>")]
-pub struct SetPaused {
-    pub id_or_name: String,
-    pub paused: bool,
+/// A change an operator makes to an account's settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccountChange {
+    Pause,
+    /// Back into rotation; also clears a refused-credential mark, so a fixed account
+    /// comes back in one step.
+    Resume,
+    /// Validated by the caller against `domain::TIERS`.
+    Tier(i32),
+    /// Validated by the caller (0..=100, lower is preferred).
+    Priority(i32),
 }
 
-impl Handler<SetPaused> for AccountRegistry {
+/// Applies an operator's change to one account (by id or name).
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Account>, RegistryError>")]
+pub struct ChangeAccount {
+    pub id_or_name: String,
+    pub change: AccountChange,
+}
+
+impl Handler<ChangeAccount> for AccountRegistry {
     type Result = Result<Arc<Account>, RegistryError>;
 
-    fn handle(&mut self, msg: SetPaused, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ChangeAccount, _: &mut Self::Context) -> Self::Result {
         let i = self
             .index(&msg.id_or_name)
             .ok_or(RegistryError::NotFound(msg.id_or_name))?;
-        let account = self.update(i, |a| {
-            a.paused = msg.paused;
-            if !msg.paused {
+        let account = self.update(i, |a| match msg.change {
+            AccountChange::Pause => a.paused = true,
+            AccountChange::Resume => {
+                a.paused = false;
                 a.auth_failed = false;
             }
+            AccountChange::Tier(t) => a.tier = t,
+            AccountChange::Priority(p) => a.priority = p,
         });
         self.publish();
-        tracing::info!(account = %account.name, paused = msg.paused, "account pause changed");
+        tracing::info!(account = %account.name, change = ?msg.change, "account changed");
         Ok(account)
     }
 }
@@ -391,6 +406,8 @@ impl Handler<AuthFailedMark> for AccountRegistry {
 #[rtype(result = "()")]
 pub struct RecordUse {
     pub account_id: String,
+    /// The client's session key, for strategies that stick per client.
+    pub session_key: Option<String>,
     pub at_ms: i64,
 }
 
@@ -410,6 +427,7 @@ impl Handler<RecordUse> for AccountRegistry {
         }
         self.selector.do_send(AccountServed {
             account_id: msg.account_id,
+            session_key: msg.session_key,
             at_ms: msg.at_ms,
         });
     }

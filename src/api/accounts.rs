@@ -4,7 +4,9 @@ use crate::error::ApiError;
 use actix_web::{web, HttpResponse};
 use claudeflare_actors::clock::now_ms;
 use claudeflare_actors::domain::{AccountKind, Secret, TIERS};
-use claudeflare_actors::registry::{AddAccount, ListAccounts, RemoveAccount, SetPaused};
+use claudeflare_actors::registry::{
+    AccountChange, AddAccount, ChangeAccount, ListAccounts, RemoveAccount,
+};
 use claudeflare_actors::Engine;
 use serde::Deserialize;
 
@@ -103,12 +105,16 @@ pub async fn remove(
     })))
 }
 
-async fn set_paused(engine: &Engine, id: String, paused: bool) -> Result<HttpResponse, ApiError> {
+async fn change(
+    engine: &Engine,
+    id: String,
+    change: AccountChange,
+) -> Result<HttpResponse, ApiError> {
     let account = engine
         .registry
-        .send(SetPaused {
+        .send(ChangeAccount {
             id_or_name: id,
-            paused,
+            change,
         })
         .await??;
     Ok(HttpResponse::Ok().json(account.summary(now_ms(), false)))
@@ -118,12 +124,62 @@ pub async fn pause(
     engine: web::Data<Engine>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(&engine, id.into_inner(), true).await
+    change(&engine, id.into_inner(), AccountChange::Pause).await
 }
 
 pub async fn resume(
     engine: web::Data<Engine>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    set_paused(&engine, id.into_inner(), false).await
+    change(&engine, id.into_inner(), AccountChange::Resume).await
+}
+
+#[derive(Deserialize)]
+pub struct TierBody {
+    tier: i32,
+}
+
+#[derive(Deserialize)]
+pub struct PriorityBody {
+    priority: i32,
+}
+
+fn check_tier(tier: i32) -> Result<i32, ApiError> {
+    if TIERS.contains(&tier) {
+        Ok(tier)
+    } else {
+        Err(ApiError::BadRequest("tier: must be 1, 5 or 20".into()))
+    }
+}
+
+fn check_priority(priority: i32) -> Result<i32, ApiError> {
+    if (0..=100).contains(&priority) {
+        Ok(priority)
+    } else {
+        Err(ApiError::BadRequest(
+            "priority: must be between 0 and 100".into(),
+        ))
+    }
+}
+
+/// `POST /api/accounts/{id}/tier {"tier"}`.
+pub async fn tier(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body: TierBody = super::from_body(body.into_inner())?;
+    let tier = check_tier(body.tier)?;
+    change(&engine, id.into_inner(), AccountChange::Tier(tier)).await
+}
+
+/// `POST /api/accounts/{id}/priority {"priority"}`.
+pub async fn priority(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body: PriorityBody = super::from_body(body.into_inner())?;
+    let priority = check_priority(body.priority)?;
+    change(&engine, id.into_inner(), AccountChange::Priority(priority)).await
 }

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod requests;
+pub mod strategy;
 
 use crate::error::ApiError;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
@@ -34,6 +35,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/accounts/{id}").route(web::delete().to(accounts::remove)))
             .service(web::resource("/accounts/{id}/pause").route(web::post().to(accounts::pause)))
             .service(web::resource("/accounts/{id}/resume").route(web::post().to(accounts::resume)))
+            .service(web::resource("/accounts/{id}/tier").route(web::post().to(accounts::tier)))
+            .service(
+                web::resource("/accounts/{id}/priority").route(web::post().to(accounts::priority)),
+            )
+            .service(web::resource("/strategies").route(web::get().to(strategy::list)))
+            .service(
+                web::resource("/config/strategy")
+                    .route(web::get().to(strategy::current))
+                    .route(web::post().to(strategy::set)),
+            )
             .service(web::resource("/requests").route(web::get().to(requests::list)))
             .default_service(web::to(api_not_found)),
     );

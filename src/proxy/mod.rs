@@ -69,6 +69,8 @@ struct RequestContext {
     client_ip: Option<String>,
     body: Bytes,
     meta: RequestMeta,
+    /// `x-claude-code-session-id`, else `metadata.user_id`: the client's session.
+    session_key: Option<String>,
     failover_attempts: i32,
     /// Accounts left out or given up on, for the `pool_exhausted` answer.
     skipped: Vec<Skipped>,
@@ -89,6 +91,7 @@ impl RequestContext {
             client_ip: req.peer_addr().map(|a| a.ip().to_string()),
             body: Bytes::new(),
             meta: RequestMeta::default(),
+            session_key: None,
             failover_attempts: 0,
             skipped: Vec::new(),
         }
@@ -206,18 +209,16 @@ pub async fn proxy(
         }
     }
 
-    let session_key = req
+    ctx.session_key = req
         .headers()
         .get("x-claude-code-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| ctx.meta.user_id.clone());
-    let selection = match state
-        .engine
-        .selector
-        .send(SelectCandidates { session_key })
-        .await
-    {
+    let select = SelectCandidates {
+        session_key: ctx.session_key.clone(),
+    };
+    let selection = match state.engine.selector.send(select).await {
         Ok(s) => s,
         Err(e) => {
             let message = format!("account selection unavailable: {e}");
@@ -486,6 +487,7 @@ fn deliver(
     if let Some(a) = &account {
         state.engine.registry.do_send(RecordUse {
             account_id: a.id.clone(),
+            session_key: ctx.session_key.clone(),
             at_ms: now_ms(),
         });
     }

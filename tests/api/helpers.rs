@@ -53,6 +53,15 @@ async fn start(
     adjust: impl FnOnce(&mut Config),
 ) -> TestApp {
     let mut config = test_config(data_dir.path().to_path_buf(), &mock.url);
+    // What the config file in the data directory says, as `serve` would read it.
+    let flags = claudeflare::config::Overrides {
+        data_dir: Some(data_dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    if let Ok(loaded) = Config::load(None, &flags) {
+        config.strategy = loaded.strategy;
+        config.config_file = loaded.config_file;
+    }
     adjust(&mut config);
     claudeflare::telemetry::init(&config);
     let app = Application::build(config).await.expect("build app");

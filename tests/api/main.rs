@@ -8,4 +8,5 @@ mod helpers;
 mod mock;
 mod records;
 mod serve_binary;
+mod strategies;
 mod streaming;
