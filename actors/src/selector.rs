@@ -30,8 +30,28 @@ pub struct Selection {
     pub candidates: Vec<Arc<Account>>,
     /// How many accounts exist at all (0: forward unauthenticated).
     pub configured: usize,
-    /// The accounts left out and why.
-    pub skipped: Vec<Skipped>,
+    /// The accounts left out.
+    pub unavailable: Vec<Arc<Account>>,
+    /// The time the selection was made at.
+    pub at_ms: i64,
+}
+
+impl Selection {
+    /// Why each left-out account was left out (built only when it is needed: for the
+    /// answer when no account could serve).
+    pub fn skipped(&self) -> Vec<Skipped> {
+        self.unavailable
+            .iter()
+            .filter_map(|a| {
+                let (why, at) = a.unavailable(self.at_ms)?;
+                Some(Skipped {
+                    name: a.name.clone(),
+                    reason: why.as_str().to_string(),
+                    available_at: at,
+                })
+            })
+            .collect()
+    }
 }
 
 /// The selector; see the module docs.
@@ -72,15 +92,12 @@ impl StrategySelector {
     /// directly in tests and benchmarks).
     pub fn select(&mut self, session_key: Option<&str>, now: i64) -> Selection {
         let mut candidates = Vec::with_capacity(self.pool.len());
-        let mut skipped = Vec::new();
+        let mut unavailable = Vec::new();
         for a in self.pool.iter() {
-            match a.unavailable(now) {
-                None => candidates.push(a.clone()),
-                Some((why, at)) => skipped.push(Skipped {
-                    name: a.name.clone(),
-                    reason: why.as_str().to_string(),
-                    available_at: at,
-                }),
+            if a.is_available(now) {
+                candidates.push(a.clone());
+            } else {
+                unavailable.push(a.clone());
             }
         }
         if !candidates.is_empty() {
@@ -101,7 +118,8 @@ impl StrategySelector {
         Selection {
             candidates,
             configured: self.pool.len(),
-            skipped,
+            unavailable,
+            at_ms: now,
         }
     }
 

@@ -238,7 +238,7 @@ pub async fn proxy(
         return forward_unauthenticated(req, ctx, state, client).await;
     }
 
-    ctx.skipped = selection.skipped;
+    ctx.skipped = selection.skipped();
     let total = selection.candidates.len();
     for (i, account) in selection.candidates.into_iter().enumerate() {
         let last = i + 1 == total;

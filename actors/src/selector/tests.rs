@@ -81,7 +81,7 @@ fn session_sticks_then_moves_when_benched() {
     bench(&mut s, "a", NOW + HOUR);
     let sel = s.select(None, NOW + 10);
     assert_eq!(names(&sel), ["b", "c"]);
-    assert_eq!(sel.skipped[0].reason, "rate_limited");
+    assert_eq!(sel.skipped()[0].reason, "rate_limited");
     assert_eq!(s.note_served("id-b", None, NOW + 10), Some(NOW + 10));
     // b keeps the session even when a comes back.
     assert_eq!(names(&s.select(None, NOW + 2 * HOUR))[0], "b");
@@ -226,6 +226,6 @@ proptest! {
         let mut want: Vec<&str> = pool.iter().filter(|a| a.is_available(NOW + 100)).map(|a| a.id.as_str()).collect();
         want.sort_unstable();
         prop_assert_eq!(got, want);
-        prop_assert_eq!(sel.skipped.len() + sel.candidates.len(), pool.len());
+        prop_assert_eq!(sel.skipped().len() + sel.candidates.len(), pool.len());
     }
 }

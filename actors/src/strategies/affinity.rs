@@ -75,8 +75,7 @@ impl Strategy for SessionAffinityStrategy {
                 return;
             }
         }
-        ctx.by_load(top);
-        top.sort_by_key(|a| self.sessions_on(&a.id));
+        top.sort_by_cached_key(|a| (self.sessions_on(&a.id), ctx.load_key(a)));
         // Bind a new session at once, so that sessions starting together spread out
         // even before their first answers come back; `served` corrects it on failover.
         if self.bound(key, ctx.now_ms).is_none() {

@@ -92,12 +92,12 @@ impl Strategy for LeastRequestsStrategy {
     }
 
     fn order(&mut self, top: &mut [Arc<Account>], ctx: &SelectContext<'_>) {
-        top.sort_by(|a, b| {
-            ctx.load
-                .recent(&a.id, ctx.now_ms)
-                .cmp(&ctx.load.recent(&b.id, ctx.now_ms))
-                .then(ctx.load.last_used(&a.id).cmp(&ctx.load.last_used(&b.id)))
-                .then(a.created_at.cmp(&b.created_at))
+        top.sort_by_cached_key(|a| {
+            (
+                ctx.load.recent(&a.id, ctx.now_ms),
+                ctx.load.last_used(&a.id).unwrap_or(i64::MIN),
+                a.created_at,
+            )
         });
     }
 }

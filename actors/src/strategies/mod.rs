@@ -30,14 +30,20 @@ impl SelectContext<'_> {
         self.load.recent(&a.id, self.now_ms) as f64 / f64::from(a.tier.max(1))
     }
 
-    /// Least loaded first, then least recently used, then oldest.
+    /// The order key of [`SelectContext::by_load`]. Loads are never negative, so
+    /// their bit patterns sort like the numbers.
+    pub fn load_key(&self, a: &Account) -> (u64, i64, i64) {
+        (
+            self.tier_load(a).to_bits(),
+            self.load.last_used(&a.id).unwrap_or(i64::MIN),
+            a.created_at,
+        )
+    }
+
+    /// Least loaded first, then least recently used, then oldest. Each key is
+    /// computed once per account, not once per comparison.
     pub fn by_load(&self, accounts: &mut [Arc<Account>]) {
-        accounts.sort_by(|a, b| {
-            self.tier_load(a)
-                .total_cmp(&self.tier_load(b))
-                .then(self.load.last_used(&a.id).cmp(&self.load.last_used(&b.id)))
-                .then(a.created_at.cmp(&b.created_at))
-        });
+        accounts.sort_by_cached_key(|a| self.load_key(a));
     }
 }
 

@@ -44,7 +44,7 @@ impl Strategy for WeightedRoundRobinStrategy {
         let score =
             |current: &HashMap<String, i64>, a: &Account| current.get(&a.id).copied().unwrap_or(0);
         // Highest score first; the sort is stable, so ties keep the oldest first.
-        top.sort_by_key(|a| std::cmp::Reverse(score(&self.current, a)));
+        top.sort_by_cached_key(|a| std::cmp::Reverse(score(&self.current, a)));
         if let Some(chosen) = self.current.get_mut(&top[0].id) {
             *chosen -= total;
         }
