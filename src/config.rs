@@ -49,6 +49,23 @@ pub struct Config {
     pub workers: usize,
     /// Most client sessions the `session-affinity` strategy remembers.
     pub affinity_capacity: usize,
+    /// OAuth endpoints and client (Anthropic has moved them; all are settings).
+    pub oauth_client_id: String,
+    pub oauth_token_url: String,
+    pub oauth_authorize_url_max: String,
+    pub oauth_authorize_url_console: String,
+    pub oauth_redirect_uri: String,
+    pub oauth_scopes: String,
+    pub oauth_api_key_url: String,
+    /// How long a started sign-in waits for its code.
+    pub oauth_pending_ttl_ms: u64,
+    /// Refresh an access token when it expires within this window.
+    pub refresh_window_ms: u64,
+    /// Skip an account this long after a failed refresh.
+    pub refresh_backoff_ms: u64,
+    /// 64 hex characters; when unset, `secret.key` in the data directory is used
+    /// (created on first start).
+    pub secret_key: Option<String>,
     /// Price overrides: model family or exact id → prices per million tokens.
     pub pricing: BTreeMap<String, Price>,
     /// The config file in force (`--config`, else `config.toml` in the data
@@ -83,6 +100,19 @@ impl Default for Config {
             shutdown_timeout_ms: 30_000,
             workers: 0,
             affinity_capacity: 10_000,
+            oauth_client_id: "9d1c250a-e61b-44d9-88ed-5944d1962f5e".to_string(),
+            oauth_token_url: "https://console.anthropic.com/v1/oauth/token".to_string(),
+            oauth_authorize_url_max: "https://claude.ai/oauth/authorize".to_string(),
+            oauth_authorize_url_console: "https://console.anthropic.com/oauth/authorize"
+                .to_string(),
+            oauth_redirect_uri: "https://console.anthropic.com/oauth/code/callback".to_string(),
+            oauth_scopes: "org:create_api_key user:profile user:inference".to_string(),
+            oauth_api_key_url: "https://api.anthropic.com/api/oauth/claude_cli/create_api_key"
+                .to_string(),
+            oauth_pending_ttl_ms: 600_000,
+            refresh_window_ms: 300_000,
+            refresh_backoff_ms: 60_000,
+            secret_key: None,
             pricing: BTreeMap::new(),
             config_file: None,
         }
@@ -98,7 +128,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 23] = [
+const ENV_KEYS: [&str; 34] = [
     "host",
     "port",
     "data_dir",
@@ -122,6 +152,17 @@ const ENV_KEYS: [&str; 23] = [
     "shutdown_timeout_ms",
     "workers",
     "affinity_capacity",
+    "oauth_client_id",
+    "oauth_token_url",
+    "oauth_authorize_url_max",
+    "oauth_authorize_url_console",
+    "oauth_redirect_uri",
+    "oauth_scopes",
+    "oauth_api_key_url",
+    "oauth_pending_ttl_ms",
+    "refresh_window_ms",
+    "refresh_backoff_ms",
+    "secret_key",
 ];
 
 /// A setting that stops start-up. Its message is the one line the user sees.
@@ -264,6 +305,35 @@ impl Config {
                 return Err(invalid(key, "must be greater than 0"));
             }
         }
+        for (key, url) in [
+            ("oauth_token_url", &self.oauth_token_url),
+            ("oauth_authorize_url_max", &self.oauth_authorize_url_max),
+            (
+                "oauth_authorize_url_console",
+                &self.oauth_authorize_url_console,
+            ),
+            ("oauth_redirect_uri", &self.oauth_redirect_uri),
+            ("oauth_api_key_url", &self.oauth_api_key_url),
+        ] {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid(
+                    key,
+                    format!("{url:?} must be an http:// or https:// URL"),
+                ));
+            }
+        }
+        if self.oauth_client_id.trim().is_empty() {
+            return Err(invalid("oauth_client_id", "must not be empty"));
+        }
+        if let Some(key) = &self.secret_key {
+            let hex = key.trim();
+            if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(invalid(
+                    "secret_key",
+                    "must be 64 hexadecimal characters (32 bytes)",
+                ));
+            }
+        }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0"));
         }
@@ -296,6 +366,19 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The OAuth endpoints as the engine takes them.
+    pub fn oauth_endpoints(&self) -> claudeflare_actors::oauth::OAuthEndpoints {
+        claudeflare_actors::oauth::OAuthEndpoints {
+            client_id: self.oauth_client_id.clone(),
+            token_url: self.oauth_token_url.clone(),
+            authorize_url_max: self.oauth_authorize_url_max.clone(),
+            authorize_url_console: self.oauth_authorize_url_console.clone(),
+            redirect_uri: self.oauth_redirect_uri.clone(),
+            scopes: self.oauth_scopes.clone(),
+            api_key_url: self.oauth_api_key_url.clone(),
+        }
     }
 
     /// Where live changes are saved: the file given, else `config.toml` in the data dir.

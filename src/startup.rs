@@ -9,6 +9,8 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use claudeflare_actors::logger::LoggerSettings;
 use claudeflare_actors::protocol::PriceTable;
+use claudeflare_actors::refresher::RefreshSettings;
+use claudeflare_actors::secrets::Cipher;
 use claudeflare_actors::store::{blocking, Store};
 use claudeflare_actors::{Engine, EngineSettings};
 use std::net::TcpListener;
@@ -22,6 +24,8 @@ pub enum StartError {
     Store(#[from] claudeflare_actors::StoreError),
     #[error(transparent)]
     Engine(#[from] claudeflare_actors::EngineError),
+    #[error(transparent)]
+    SecretKey(#[from] claudeflare_actors::secrets::SecretKeyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -42,11 +46,17 @@ const INDEX_HTML: &str = include_str!("../static/index.html");
 impl Application {
     /// Builds the daemon from its settings. Must run inside an actix System.
     pub async fn build(config: Config) -> Result<Application, StartError> {
+        let cipher = Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
         let path = config.database_path();
-        let store = blocking(move || Store::open_sqlite(&path)).await?;
+        let store = blocking(move || Store::open_sqlite(&path, cipher)).await?;
         let engine = Engine::start(
             store,
             EngineSettings {
+                refresh: RefreshSettings {
+                    endpoints: config.oauth_endpoints(),
+                    window_ms: config.refresh_window_ms as i64,
+                    failure_backoff_ms: config.refresh_backoff_ms as i64,
+                },
                 strategy: config.strategy.clone(),
                 session_duration_ms: config.session_duration_ms as i64,
                 affinity_capacity: config.affinity_capacity,
@@ -81,6 +91,7 @@ impl Application {
             overload_cooldown_ms: config.overload_cooldown_ms,
             store_payloads: config.store_payloads,
             payload_max_bytes: config.payload_max_bytes,
+            refresh_window_ms: config.refresh_window_ms as i64,
         };
         let connect_timeout = Duration::from_millis(config.connect_timeout_ms);
         let header_timeout = settings.header_timeout;
@@ -98,6 +109,10 @@ impl Application {
             engine.clone(),
         ));
         let config_file = web::Data::new(api::strategy::ConfigFile(config_file));
+        let oauth_flows = web::Data::new(api::oauth::OAuthFlows::new(
+            config.oauth_endpoints(),
+            config.oauth_pending_ttl_ms as i64,
+        ));
 
         let mut server = HttpServer::new(move || {
             // awc's client is !Send: one per worker, sharing its connection pool there.
@@ -107,6 +122,7 @@ impl Application {
                 .app_data(proxy_state.clone())
                 .app_data(engine_data.clone())
                 .app_data(config_file.clone())
+                .app_data(oauth_flows.clone())
                 .app_data(web::Data::new(client))
                 .configure(api::configure)
                 .route("/v1/{tail:.*}", web::route().to(proxy::proxy))

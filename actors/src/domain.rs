@@ -106,6 +106,13 @@ pub struct Account {
     pub total_requests: i64,
     pub last_used: Option<i64>,
     pub created_at: i64,
+    /// The refresh token was refused for good: out of rotation until signed in again.
+    pub requires_reauth: bool,
+    /// In memory only: a refresh failed; skip the account until then.
+    pub refresh_backoff_until: Option<i64>,
+    /// Who the account is, when the sign-in said.
+    pub email: Option<String>,
+    pub organization: Option<String>,
 }
 
 /// Why an account is not offered to a request right now.
@@ -113,28 +120,70 @@ pub struct Account {
 #[serde(rename_all = "snake_case")]
 pub enum Unavailable {
     Paused,
+    RequiresReauth,
     AuthFailed,
     RateLimited,
     Overloaded,
+    RefreshFailed,
 }
 
 impl Unavailable {
     pub fn as_str(self) -> &'static str {
         match self {
             Unavailable::Paused => "paused",
+            Unavailable::RequiresReauth => "requires_reauth",
             Unavailable::AuthFailed => "auth_failed",
             Unavailable::RateLimited => "rate_limited",
             Unavailable::Overloaded => "overloaded",
+            Unavailable::RefreshFailed => "refresh_failed",
         }
     }
 }
 
 impl Account {
+    /// A new account with nothing stored yet but its identity.
+    pub fn new(id: String, name: String, kind: AccountKind, created_at: i64) -> Account {
+        Account {
+            id,
+            name,
+            provider: "anthropic".to_string(),
+            kind,
+            api_key: None,
+            access_token: None,
+            refresh_token: None,
+            expires_at: None,
+            tier: 1,
+            priority: 0,
+            paused: false,
+            auth_failed: false,
+            rate_limited_until: None,
+            cooldown_until: None,
+            rate_limit_status: None,
+            rate_limit_reset: None,
+            rate_limit_remaining: None,
+            utilization_5h: None,
+            utilization_7d: None,
+            session_start: None,
+            session_request_count: 0,
+            request_count: 0,
+            total_requests: 0,
+            last_used: None,
+            created_at,
+            requires_reauth: false,
+            refresh_backoff_until: None,
+            email: None,
+            organization: None,
+        }
+    }
+
     /// `None` when the account may serve at `now_ms`; otherwise why not and, when it
     /// will come back by itself, when.
     pub fn unavailable(&self, now_ms: i64) -> Option<(Unavailable, Option<i64>)> {
         if self.paused {
             return Some((Unavailable::Paused, None));
+        }
+        if self.requires_reauth {
+            return Some((Unavailable::RequiresReauth, None));
         }
         if self.auth_failed {
             return Some((Unavailable::AuthFailed, None));
@@ -145,11 +194,26 @@ impl Account {
         if let Some(until) = self.cooldown_until.filter(|u| *u > now_ms) {
             return Some((Unavailable::Overloaded, Some(until)));
         }
+        if let Some(until) = self.refresh_backoff_until.filter(|u| *u > now_ms) {
+            return Some((Unavailable::RefreshFailed, Some(until)));
+        }
         None
     }
 
     pub fn is_available(&self, now_ms: i64) -> bool {
         self.unavailable(now_ms).is_none()
+    }
+
+    /// The OAuth access token's state, for display (`None` for API keys).
+    pub fn token_status(&self, now_ms: i64) -> Option<&'static str> {
+        if self.kind != AccountKind::Oauth {
+            return None;
+        }
+        Some(match (&self.access_token, self.expires_at) {
+            (None, _) => "missing",
+            (Some(_), Some(at)) if at <= now_ms => "expired",
+            (Some(_), _) => "valid",
+        })
     }
 
     /// The credential's masked hint, for display.
@@ -180,7 +244,11 @@ impl Account {
             total_requests: self.total_requests,
             last_used: self.last_used.map(iso),
             created_at: iso(self.created_at),
+            token_status: self.token_status(now_ms),
             token_expires_at: self.expires_at.map(iso),
+            requires_reauth: self.requires_reauth,
+            email: self.email.clone(),
+            organization: self.organization.clone(),
             rate_limit_status: self.rate_limit_status.clone(),
             rate_limit_reset: self.rate_limit_reset.map(iso),
             rate_limit_remaining: self.rate_limit_remaining,
@@ -215,7 +283,12 @@ pub struct AccountSummary {
     pub total_requests: i64,
     pub last_used: Option<String>,
     pub created_at: String,
+    /// OAuth accounts: `valid`, `expired` (refreshed on next use) or `missing`.
+    pub token_status: Option<&'static str>,
     pub token_expires_at: Option<String>,
+    pub requires_reauth: bool,
+    pub email: Option<String>,
+    pub organization: Option<String>,
     pub rate_limit_status: Option<String>,
     pub rate_limit_reset: Option<String>,
     pub rate_limit_remaining: Option<i64>,

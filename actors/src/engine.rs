@@ -4,7 +4,7 @@
 use crate::clock::now_ms;
 use crate::logger::{FlushLog, LoggerSettings, RequestLogger};
 use crate::protocol::PriceTable;
-use crate::refresher::TokenRefresher;
+use crate::refresher::{RefreshSettings, TokenRefresher};
 use crate::registry::{AccountRegistry, PersistNow};
 use crate::selector::StrategySelector;
 use crate::stats::StatsAggregator;
@@ -25,6 +25,7 @@ pub enum EngineError {
 /// The engine's settings, taken from the daemon's config.
 #[derive(Clone, Debug)]
 pub struct EngineSettings {
+    pub refresh: RefreshSettings,
     /// The strategy to start with (one of `strategies::STRATEGIES`).
     pub strategy: String,
     pub session_duration_ms: i64,
@@ -81,9 +82,9 @@ impl Engine {
         ));
 
         Ok(Engine {
-            registry,
+            registry: registry.clone(),
             selector,
-            refresher: TokenRefresher.start(),
+            refresher: TokenRefresher::new(settings.refresh, registry.clone()).start(),
             logger: RequestLogger::new(store.clone(), settings.logger).start(),
             stats: StatsAggregator::new(totals).start(),
             store,

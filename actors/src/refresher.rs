@@ -1,12 +1,19 @@
-//! The TokenRefresher actor: hands out a usable credential for an account.
+//! The TokenRefresher actor: hands out a usable credential for an account, and keeps
+//! OAuth access tokens fresh with exactly one refresh in flight per account.
 //!
-//! API keys are used as they are. OAuth access tokens are handed out while they are
-//! valid; refreshing them (one refresh per account at a time) belongs to this actor
-//! too, so the proxy path asks here for every credential and never changes.
+//! Every request that needs an account's token while its refresh runs waits for that
+//! one result (a shared future per account); different accounts refresh in parallel.
+//! New tokens are stored by the registry before they are handed out. A refused
+//! refresh token marks the account for re-authentication; any other failure skips
+//! the account for a backoff instead of hammering the endpoint.
 
 use crate::clock::now_ms;
-use crate::domain::{Account, AccountKind, Credential};
+use crate::domain::{Account, AccountKind, Credential, Secret};
+use crate::oauth::{self, OAuthEndpoints, TokenError, TokenSet};
+use crate::registry::{AccountRegistry, RefreshFailedMark, RequiresReauthMark, TokensRefreshed};
 use actix::prelude::*;
+use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Why no credential could be handed out; the proxy skips the account with this reason.
@@ -14,34 +21,133 @@ use std::sync::Arc;
 pub enum CredentialError {
     #[error("the account has no credential stored")]
     Missing,
-    #[error("the OAuth access token has expired and this build cannot refresh it")]
-    Expired,
+    #[error("token refresh failed: {0}")]
+    RefreshFailed(String),
+    #[error("the refresh token was refused; the account needs a new sign-in")]
+    NeedsReauth,
 }
 
+/// When to refresh and how long to back off.
+#[derive(Clone, Debug)]
+pub struct RefreshSettings {
+    pub endpoints: OAuthEndpoints,
+    /// Refresh when the access token expires within this window.
+    pub window_ms: i64,
+    /// Skip an account this long after a failed refresh.
+    pub failure_backoff_ms: i64,
+}
+
+type RefreshFuture = Shared<LocalBoxFuture<'static, Result<TokenSet, CredentialError>>>;
+
 /// The refresher; see the module docs.
-#[derive(Default)]
-pub struct TokenRefresher;
+pub struct TokenRefresher {
+    settings: Arc<RefreshSettings>,
+    registry: Addr<AccountRegistry>,
+    client: awc::Client,
+    in_flight: HashMap<String, RefreshFuture>,
+    /// The newest tokens this actor obtained, ahead of the pool snapshots that the
+    /// proxy hands in (a snapshot may still carry an already-rotated refresh token).
+    latest: HashMap<String, TokenSet>,
+}
 
 impl TokenRefresher {
-    /// The credential of `account` at `now`, when it has a usable one.
-    pub fn credential_for(account: &Account, now: i64) -> Result<Credential, CredentialError> {
+    pub fn new(settings: RefreshSettings, registry: Addr<AccountRegistry>) -> Self {
+        Self {
+            settings: Arc::new(settings),
+            registry,
+            client: awc::Client::builder().disable_redirects().finish(),
+            in_flight: HashMap::new(),
+            latest: HashMap::new(),
+        }
+    }
+
+    /// The account's tokens: the snapshot's, unless this actor has newer ones.
+    fn current_tokens(&self, account: &Account) -> (Option<Secret>, Option<Secret>, Option<i64>) {
+        let snapshot = (
+            account.access_token.clone(),
+            account.refresh_token.clone(),
+            account.expires_at,
+        );
+        match self.latest.get(&account.id) {
+            Some(t) if t.expires_at >= account.expires_at => (
+                t.access_token.clone(),
+                Some(t.refresh_token.clone()),
+                t.expires_at,
+            ),
+            _ => snapshot,
+        }
+    }
+
+    /// The credential of an API-key account, or of an OAuth account whose access
+    /// token is good for longer than `window_ms` (no actor needed).
+    pub fn ready_credential(account: &Account, now: i64, window_ms: i64) -> Option<Credential> {
         match account.kind {
-            AccountKind::ApiKey => account
-                .api_key
-                .clone()
-                .map(Credential::ApiKey)
-                .ok_or(CredentialError::Missing),
-            AccountKind::Oauth => {
-                let token = account
-                    .access_token
-                    .clone()
-                    .ok_or(CredentialError::Missing)?;
-                match account.expires_at {
-                    Some(at) if at <= now => Err(CredentialError::Expired),
-                    _ => Ok(Credential::Bearer(token)),
+            AccountKind::ApiKey => account.api_key.clone().map(Credential::ApiKey),
+            AccountKind::Oauth => match (&account.access_token, account.expires_at) {
+                (Some(token), Some(at)) if at - now > window_ms => {
+                    Some(Credential::Bearer(token.clone()))
+                }
+                (Some(token), None) => Some(Credential::Bearer(token.clone())),
+                _ => None,
+            },
+        }
+    }
+
+    fn start_refresh(
+        &mut self,
+        account: &Account,
+        refresh_token: Secret,
+        ctx: &mut Context<Self>,
+    ) -> RefreshFuture {
+        let settings = self.settings.clone();
+        let registry = self.registry.clone();
+        let client = self.client.clone();
+        let id = account.id.clone();
+        let name = account.name.clone();
+        let refresh = async move {
+            tracing::info!(account = %name, "refreshing the OAuth access token");
+            let tokens = oauth::refresh(&client, &settings.endpoints, &refresh_token)
+                .await
+                .map_err(|e| match e {
+                    TokenError::Refused { dead: true, .. } => CredentialError::NeedsReauth,
+                    other => CredentialError::RefreshFailed(other.to_string()),
+                })?;
+            registry
+                .send(TokensRefreshed {
+                    account_id: id,
+                    tokens: tokens.clone(),
+                })
+                .await
+                .map_err(|e| CredentialError::RefreshFailed(e.to_string()))?
+                .map_err(|e| CredentialError::RefreshFailed(e.to_string()))?;
+            Ok(tokens)
+        }
+        .boxed_local()
+        .shared();
+        self.in_flight.insert(account.id.clone(), refresh.clone());
+
+        let id = account.id.clone();
+        let name = account.name.clone();
+        let backoff = self.settings.failure_backoff_ms;
+        ctx.spawn(refresh.clone().into_actor(self).map(move |result, act, _| {
+            act.in_flight.remove(&id);
+            match result {
+                Ok(tokens) => {
+                    act.latest.insert(id, tokens);
+                }
+                Err(CredentialError::NeedsReauth) => {
+                    act.registry.do_send(RequiresReauthMark { account_id: id });
+                }
+                Err(e) => {
+                    tracing::warn!(account = %name, error = %e, backoff_ms = backoff, "token refresh failed; skipping the account for a while");
+                    act.registry.do_send(RefreshFailedMark {
+                        account_id: id,
+                        until_ms: now_ms() + backoff,
+                    });
                 }
             }
-        }
+        }));
+        refresh
     }
 }
 
@@ -49,45 +155,81 @@ impl Actor for TokenRefresher {
     type Context = Context<Self>;
 }
 
-/// A usable credential for one account.
+/// A usable credential for one account. `force_refresh` after the upstream refused
+/// the access token (401): refresh even though it looks valid.
 #[derive(Message)]
 #[rtype(result = "Result<Credential, CredentialError>")]
 pub struct GetCredential {
     pub account: Arc<Account>,
+    pub force_refresh: bool,
 }
 
 impl Handler<GetCredential> for TokenRefresher {
-    type Result = Result<Credential, CredentialError>;
+    type Result = ResponseFuture<Result<Credential, CredentialError>>;
 
-    fn handle(&mut self, msg: GetCredential, _: &mut Self::Context) -> Self::Result {
-        Self::credential_for(&msg.account, now_ms())
+    fn handle(&mut self, msg: GetCredential, ctx: &mut Self::Context) -> Self::Result {
+        let account = msg.account;
+        let now = now_ms();
+        if account.kind == AccountKind::ApiKey {
+            let key = account.api_key.clone().map(Credential::ApiKey);
+            return Box::pin(async move { key.ok_or(CredentialError::Missing) });
+        }
+        let (access, refresh, expires_at) = self.current_tokens(&account);
+        let rejected = msg
+            .force_refresh
+            .then(|| account.access_token.clone())
+            .flatten();
+        // Fresh enough, and not the token the upstream just refused?
+        if let Some(token) = &access {
+            let fresh = expires_at.is_none_or(|at| at - now > self.settings.window_ms);
+            if fresh && rejected.as_ref() != Some(token) {
+                let token = token.clone();
+                return Box::pin(async move { Ok(Credential::Bearer(token)) });
+            }
+        }
+        let refresh = match self.in_flight.get(&account.id) {
+            Some(running) => running.clone(),
+            None => {
+                let Some(refresh_token) = refresh else {
+                    return Box::pin(async { Err(CredentialError::Missing) });
+                };
+                self.start_refresh(&account, refresh_token, ctx)
+            }
+        };
+        Box::pin(async move {
+            let tokens = refresh.await?;
+            tokens
+                .access_token
+                .map(Credential::Bearer)
+                .ok_or(CredentialError::Missing)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Secret;
     use crate::store::tests_support::account;
 
     #[test]
-    fn api_keys_and_valid_tokens_are_handed_out() {
+    fn ready_credentials_need_no_refresh() {
         let a = account("a", 1);
         assert!(matches!(
-            TokenRefresher::credential_for(&a, 10),
-            Ok(Credential::ApiKey(k)) if k.expose().starts_with("sk-ant-test-a")
+            TokenRefresher::ready_credential(&a, 10, 0),
+            Some(Credential::ApiKey(k)) if k.expose().starts_with("sk-ant-test-a")
         ));
         let mut o = account("o", 1);
         o.kind = AccountKind::Oauth;
         o.access_token = Some(Secret::new("tok"));
-        o.expires_at = Some(100);
-        assert!(matches!(
-            TokenRefresher::credential_for(&o, 10),
-            Ok(Credential::Bearer(_))
-        ));
-        assert_eq!(
-            TokenRefresher::credential_for(&o, 100).err(),
-            Some(CredentialError::Expired)
+        o.expires_at = Some(1_000);
+        assert!(TokenRefresher::ready_credential(&o, 10, 500).is_some());
+        assert!(
+            TokenRefresher::ready_credential(&o, 600, 500).is_none(),
+            "inside the window"
+        );
+        assert!(
+            TokenRefresher::ready_credential(&o, 1_000, 0).is_none(),
+            "expired"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::clock::now_ms;
 use crate::domain::{Account, AccountKind, Secret};
+use crate::oauth::TokenSet;
 use crate::protocol::RateLimitInfo;
 use crate::selector::{AccountServed, PoolUpdated, StrategySelector};
 use crate::store::{blocking, Store, StoreError};
@@ -154,13 +155,52 @@ impl Handler<ListAccounts> for AccountRegistry {
     }
 }
 
+/// The credential a new or re-authenticated account comes with.
+#[derive(Clone, Debug)]
+pub enum NewCredentials {
+    ApiKey(Secret),
+    OAuth(TokenSet),
+}
+
+impl NewCredentials {
+    /// Puts the credential on an account, replacing the other kind's.
+    fn apply(self, a: &mut Account) {
+        match self {
+            NewCredentials::ApiKey(key) => {
+                a.kind = AccountKind::ApiKey;
+                a.api_key = Some(key);
+                a.access_token = None;
+                a.refresh_token = None;
+                a.expires_at = None;
+            }
+            NewCredentials::OAuth(tokens) => {
+                a.kind = AccountKind::Oauth;
+                a.api_key = None;
+                apply_tokens(a, tokens);
+            }
+        }
+    }
+}
+
+fn apply_tokens(a: &mut Account, t: TokenSet) {
+    a.access_token = t.access_token;
+    a.refresh_token = Some(t.refresh_token);
+    a.expires_at = t.expires_at;
+    if t.email.is_some() {
+        a.email = t.email;
+    }
+    if t.organization.is_some() {
+        a.organization = t.organization;
+    }
+    a.refresh_backoff_until = None;
+}
+
 /// A new account, validated by the caller.
 #[derive(Message)]
 #[rtype(result = "Result<Arc<Account>, RegistryError>")]
 pub struct AddAccount {
     pub name: String,
-    pub kind: AccountKind,
-    pub api_key: Option<Secret>,
+    pub credentials: NewCredentials,
     pub tier: i32,
     pub priority: i32,
 }
@@ -172,33 +212,15 @@ impl Handler<AddAccount> for AccountRegistry {
         if self.accounts.iter().any(|a| a.name == msg.name) {
             return Box::pin(fut::ready(Err(RegistryError::DuplicateName(msg.name))));
         }
-        let account = Account {
-            id: uuid::Uuid::now_v7().to_string(),
-            name: msg.name,
-            provider: "anthropic".to_string(),
-            kind: msg.kind,
-            api_key: msg.api_key,
-            access_token: None,
-            refresh_token: None,
-            expires_at: None,
-            tier: msg.tier,
-            priority: msg.priority,
-            paused: false,
-            auth_failed: false,
-            rate_limited_until: None,
-            cooldown_until: None,
-            rate_limit_status: None,
-            rate_limit_reset: None,
-            rate_limit_remaining: None,
-            utilization_5h: None,
-            utilization_7d: None,
-            session_start: None,
-            session_request_count: 0,
-            request_count: 0,
-            total_requests: 0,
-            last_used: None,
-            created_at: now_ms(),
-        };
+        let mut account = Account::new(
+            uuid::Uuid::now_v7().to_string(),
+            msg.name,
+            AccountKind::ApiKey,
+            now_ms(),
+        );
+        msg.credentials.apply(&mut account);
+        account.tier = msg.tier;
+        account.priority = msg.priority;
         let store = self.store.clone();
         let row = account.clone();
         Box::pin(
@@ -459,6 +481,119 @@ impl Handler<SessionStarted> for AccountRegistry {
                     a.session_request_count = 0;
                 });
             }
+        }
+    }
+}
+
+impl AccountRegistry {
+    /// Applies a change and writes it before answering: for tokens, which must be
+    /// stored before they are used (a rotated refresh token exists nowhere else).
+    fn update_durably(
+        &mut self,
+        i: usize,
+        change: impl FnOnce(&mut Account),
+    ) -> ResponseActFuture<Self, Result<Arc<Account>, RegistryError>> {
+        let account = self.update(i, change);
+        self.dirty.remove(&account.id);
+        self.publish();
+        let store = self.store.clone();
+        let lock = self.save_lock.clone();
+        let row = Account::clone(&account);
+        Box::pin(
+            async move {
+                let _guard = lock.lock().await;
+                blocking(move || store.save_accounts(&[row])).await
+            }
+            .into_actor(self)
+            .map(move |res, _, _| {
+                if let Err(e) = &res {
+                    // The tokens stay in memory and in use; the next save retries.
+                    tracing::error!(account = %account.name, error = %e, "storing new tokens failed");
+                }
+                Ok(account)
+            }),
+        )
+    }
+}
+
+/// A refresh succeeded: the new tokens, stored before anyone uses them.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Account>, RegistryError>")]
+pub struct TokensRefreshed {
+    pub account_id: String,
+    pub tokens: TokenSet,
+}
+
+impl Handler<TokensRefreshed> for AccountRegistry {
+    type Result = ResponseActFuture<Self, Result<Arc<Account>, RegistryError>>;
+
+    fn handle(&mut self, msg: TokensRefreshed, _: &mut Self::Context) -> Self::Result {
+        let Some(i) = self.index_of_id(&msg.account_id) else {
+            return Box::pin(fut::ready(Err(RegistryError::NotFound(msg.account_id))));
+        };
+        self.update_durably(i, |a| apply_tokens(a, msg.tokens))
+    }
+}
+
+/// A new sign-in for an existing account: new credentials, same id, stats and
+/// settings; the re-authentication and refused-credential marks are cleared.
+#[derive(Message)]
+#[rtype(result = "Result<Arc<Account>, RegistryError>")]
+pub struct Reauthenticated {
+    pub id_or_name: String,
+    pub credentials: NewCredentials,
+}
+
+impl Handler<Reauthenticated> for AccountRegistry {
+    type Result = ResponseActFuture<Self, Result<Arc<Account>, RegistryError>>;
+
+    fn handle(&mut self, msg: Reauthenticated, _: &mut Self::Context) -> Self::Result {
+        let Some(i) = self.index(&msg.id_or_name) else {
+            return Box::pin(fut::ready(Err(RegistryError::NotFound(msg.id_or_name))));
+        };
+        tracing::info!(account = %self.accounts[i].name, "account signed in again");
+        self.update_durably(i, |a| {
+            msg.credentials.apply(a);
+            a.requires_reauth = false;
+            a.auth_failed = false;
+        })
+    }
+}
+
+/// The refresh token was refused for good: the account needs a new sign-in.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequiresReauthMark {
+    pub account_id: String,
+}
+
+impl Handler<RequiresReauthMark> for AccountRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequiresReauthMark, _: &mut Self::Context) {
+        if let Some(i) = self.index_of_id(&msg.account_id) {
+            let a = self.update(i, |a| a.requires_reauth = true);
+            tracing::warn!(account = %a.name, "the refresh token was refused; the account needs a new sign-in");
+            self.publish();
+        }
+    }
+}
+
+/// A refresh failed for a passing reason: skip the account until `until_ms`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RefreshFailedMark {
+    pub account_id: String,
+    pub until_ms: i64,
+}
+
+impl Handler<RefreshFailedMark> for AccountRegistry {
+    type Result = ();
+
+    fn handle(&mut self, msg: RefreshFailedMark, _: &mut Self::Context) {
+        if let Some(i) = self.index_of_id(&msg.account_id) {
+            Arc::make_mut(&mut self.accounts[i]).refresh_backoff_until = Some(msg.until_ms);
+            self.publish();
         }
     }
 }

@@ -3,9 +3,10 @@
 use crate::error::ApiError;
 use actix_web::{web, HttpResponse};
 use claudeflare_actors::clock::now_ms;
-use claudeflare_actors::domain::{AccountKind, Secret, TIERS};
+use claudeflare_actors::domain::{Secret, TIERS};
+use claudeflare_actors::oauth::TokenSet;
 use claudeflare_actors::registry::{
-    AccountChange, AddAccount, ChangeAccount, ListAccounts, RemoveAccount,
+    AccountChange, AddAccount, ChangeAccount, ListAccounts, NewCredentials, RemoveAccount,
 };
 use claudeflare_actors::Engine;
 use serde::Deserialize;
@@ -22,18 +23,55 @@ pub async fn list(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(accounts))
 }
 
-/// The body of `POST /api/accounts`.
+/// The body of `POST /api/accounts`: an API key, or existing OAuth tokens to import
+/// (a subscription account without the browser step).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewAccount {
     name: String,
     api_key: Option<String>,
+    refresh_token: Option<String>,
+    access_token: Option<String>,
+    /// Unix milliseconds or an RFC 3339 time.
+    expires_at: Option<serde_json::Value>,
     tier: Option<i32>,
     priority: Option<i32>,
 }
 
+/// A credential as the client sent it: one token, no spaces, a sane length.
+fn token(field: &str, value: Option<String>) -> Result<Option<String>, ApiError> {
+    let Some(v) = value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    if v.chars().any(|c| c.is_whitespace() || c.is_control()) || v.len() > 4096 {
+        return Err(ApiError::BadRequest(format!(
+            "{field}: must be a single token with no spaces"
+        )));
+    }
+    Ok(Some(v))
+}
+
+fn expiry(value: Option<serde_json::Value>) -> Result<Option<i64>, ApiError> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("expiresAt: must be unix milliseconds".into())),
+        Some(serde_json::Value::String(s)) => claudeflare_actors::clock::parse_rfc3339_ms(&s)
+            .map(Some)
+            .ok_or_else(|| ApiError::BadRequest("expiresAt: must be an RFC 3339 time".into())),
+        Some(_) => Err(ApiError::BadRequest(
+            "expiresAt: must be unix milliseconds or an RFC 3339 time".into(),
+        )),
+    }
+}
+
 /// Account names are shown everywhere and used on the command line: keep them plain.
-fn validate_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(ApiError::BadRequest(
@@ -57,32 +95,37 @@ pub async fn add(
 ) -> Result<HttpResponse, ApiError> {
     let body: NewAccount = super::from_body(body.into_inner())?;
     let name = validate_name(&body.name)?;
-    let api_key = body
-        .api_key
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
-        .ok_or_else(|| ApiError::BadRequest("apiKey: required (a Console API key)".into()))?;
-    if api_key.chars().any(|c| c.is_whitespace() || c.is_control()) || api_key.len() > 512 {
-        return Err(ApiError::BadRequest(
-            "apiKey: must be a single token with no spaces".into(),
-        ));
-    }
-    let tier = body.tier.unwrap_or(1);
-    if !TIERS.contains(&tier) {
-        return Err(ApiError::BadRequest("tier: must be 1, 5 or 20".into()));
-    }
-    let priority = body.priority.unwrap_or(0);
-    if !(0..=100).contains(&priority) {
-        return Err(ApiError::BadRequest(
-            "priority: must be between 0 and 100".into(),
-        ));
-    }
+    let api_key = token("apiKey", body.api_key)?;
+    let refresh_token = token("refreshToken", body.refresh_token)?;
+    let access_token = token("accessToken", body.access_token)?;
+    let expires_at = expiry(body.expires_at)?;
+    let credentials =
+        match (api_key, refresh_token) {
+            (Some(key), None) => NewCredentials::ApiKey(Secret::new(key)),
+            (None, Some(refresh)) => NewCredentials::OAuth(TokenSet {
+                access_token: access_token.map(Secret::new),
+                refresh_token: Secret::new(refresh),
+                expires_at,
+                email: None,
+                organization: None,
+            }),
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest(
+                    "apiKey: give either apiKey or refreshToken, not both".into(),
+                ))
+            }
+            (None, None) => return Err(ApiError::BadRequest(
+                "apiKey: required (a Console API key), or refreshToken to import an OAuth account"
+                    .into(),
+            )),
+        };
+    let tier = check_tier(body.tier.unwrap_or(1))?;
+    let priority = check_priority(body.priority.unwrap_or(0))?;
     let account = engine
         .registry
         .send(AddAccount {
             name,
-            kind: AccountKind::ApiKey,
-            api_key: Some(Secret::new(api_key)),
+            credentials,
             tier,
             priority,
         })
@@ -144,7 +187,7 @@ pub struct PriorityBody {
     priority: i32,
 }
 
-fn check_tier(tier: i32) -> Result<i32, ApiError> {
+pub(crate) fn check_tier(tier: i32) -> Result<i32, ApiError> {
     if TIERS.contains(&tier) {
         Ok(tier)
     } else {
@@ -152,7 +195,7 @@ fn check_tier(tier: i32) -> Result<i32, ApiError> {
     }
 }
 
-fn check_priority(priority: i32) -> Result<i32, ApiError> {
+pub(crate) fn check_priority(priority: i32) -> Result<i32, ApiError> {
     if (0..=100).contains(&priority) {
         Ok(priority)
     } else {

@@ -2,6 +2,7 @@
 //! the TUI share. JSON in camelCase; every error is `{"error":{"type","message"}}`.
 
 mod accounts;
+pub mod oauth;
 mod requests;
 pub mod strategy;
 
@@ -35,6 +36,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/accounts/{id}").route(web::delete().to(accounts::remove)))
             .service(web::resource("/accounts/{id}/pause").route(web::post().to(accounts::pause)))
             .service(web::resource("/accounts/{id}/resume").route(web::post().to(accounts::resume)))
+            .service(web::resource("/accounts/{id}/reauth").route(web::post().to(oauth::reauth)))
+            .service(web::resource("/oauth/init").route(web::post().to(oauth::init)))
+            .service(web::resource("/oauth/callback").route(web::post().to(oauth::callback)))
             .service(web::resource("/accounts/{id}/tier").route(web::post().to(accounts::tier)))
             .service(
                 web::resource("/accounts/{id}/priority").route(web::post().to(accounts::priority)),

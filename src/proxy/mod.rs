@@ -16,10 +16,10 @@ use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, BytesMut};
 use actix_web::{HttpRequest, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
-use claudeflare_actors::domain::{Account, Credential};
+use claudeflare_actors::domain::{Account, AccountKind, Credential};
 use claudeflare_actors::protocol::headers::{self as rules, connection_listed};
 use claudeflare_actors::protocol::{ratelimit, RequestMeta, Verdict};
-use claudeflare_actors::refresher::GetCredential;
+use claudeflare_actors::refresher::{GetCredential, TokenRefresher};
 use claudeflare_actors::registry::{
     AuthFailedMark, CooldownMark, RateLimitMark, RateLimitObserved, RecordUse,
 };
@@ -51,6 +51,8 @@ pub struct ProxySettings {
     pub overload_cooldown_ms: u64,
     pub store_payloads: bool,
     pub payload_max_bytes: usize,
+    /// OAuth tokens expiring within this window go through the refresher.
+    pub refresh_window_ms: i64,
 }
 
 /// What every proxy request shares.
@@ -357,7 +359,33 @@ fn upstream_request(
     up
 }
 
-/// One try on one account: credential, send, and the verdict on the answer.
+/// The account's credential: at once when it is a key or a token good for a while,
+/// else from the TokenRefresher (which refreshes, one refresh per account at a time).
+async fn credential(
+    state: &ProxyState,
+    account: &Arc<Account>,
+    force_refresh: bool,
+) -> Result<Credential, String> {
+    if !force_refresh {
+        let window = state.settings.refresh_window_ms;
+        if let Some(c) = TokenRefresher::ready_credential(account, now_ms(), window) {
+            return Ok(c);
+        }
+    }
+    let ask = GetCredential {
+        account: account.clone(),
+        force_refresh,
+    };
+    match state.engine.refresher.send(ask).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// One try on one account: credential, send, and the verdict on the answer. An
+/// OAuth account whose token the upstream refuses gets one forced refresh and one
+/// more try before it counts as failed.
 async fn attempt(
     req: &HttpRequest,
     client: &awc::Client,
@@ -377,74 +405,77 @@ async fn attempt(
             retry_after_ms,
         }
     };
-    let credential = match engine
-        .refresher
-        .send(GetCredential {
-            account: account.clone(),
-        })
-        .await
-    {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return failed(format!("credential: {e}"), None, false, None),
-        Err(e) => return failed(format!("credential: {e}"), None, false, None),
-    };
-    let request = upstream_request(client, req, &state.settings, Some(&credential));
-    let response = match request.send_body(ctx.body.clone()).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(account = %account.name, error = %e, "upstream request failed");
-            return failed(format!("upstream unreachable: {e}"), None, true, None);
-        }
-    };
-    let now = now_ms();
-    let status = response.status().as_u16();
-    let info = ratelimit::parse(
-        |name| response.headers().get(name).and_then(|v| v.to_str().ok()),
-        now,
-    );
-    let success = response.status().is_success();
-    if info.has_limit_headers || success {
-        engine.registry.do_send(RateLimitObserved {
-            account_id: account.id.clone(),
-            info: info.clone(),
-            success,
-        });
-    }
-    match ratelimit::classify(status, &info, now) {
-        Verdict::Deliver => Attempt::Deliver(response),
-        Verdict::RateLimited { until_ms } => {
-            engine.registry.do_send(RateLimitMark {
+    let mut forced = false;
+    loop {
+        let credential = match credential(state, account, forced).await {
+            Ok(c) => c,
+            Err(e) => return failed(format!("credential: {e}"), None, false, None),
+        };
+        let request = upstream_request(client, req, &state.settings, Some(&credential));
+        let response = match request.send_body(ctx.body.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(account = %account.name, error = %e, "upstream request failed");
+                return failed(format!("upstream unreachable: {e}"), None, true, None);
+            }
+        };
+        let now = now_ms();
+        let status = response.status().as_u16();
+        let info = ratelimit::parse(
+            |name| response.headers().get(name).and_then(|v| v.to_str().ok()),
+            now,
+        );
+        let success = response.status().is_success();
+        if info.has_limit_headers || success {
+            engine.registry.do_send(RateLimitObserved {
                 account_id: account.id.clone(),
-                until_ms,
+                info: info.clone(),
+                success,
             });
-            failed("rate_limited".into(), Some(until_ms), false, None)
         }
-        Verdict::Windowless => failed("rate_limited_windowless".into(), None, false, None),
-        Verdict::Overloaded => {
-            let until_ms = now + state.settings.overload_cooldown_ms as i64;
-            engine.registry.do_send(CooldownMark {
-                account_id: account.id.clone(),
-                until_ms,
-            });
-            failed(
-                "overloaded".into(),
-                Some(until_ms),
+        return match ratelimit::classify(status, &info, now) {
+            Verdict::Deliver => Attempt::Deliver(response),
+            Verdict::RateLimited { until_ms } => {
+                engine.registry.do_send(RateLimitMark {
+                    account_id: account.id.clone(),
+                    until_ms,
+                });
+                failed("rate_limited".into(), Some(until_ms), false, None)
+            }
+            Verdict::Windowless => failed("rate_limited_windowless".into(), None, false, None),
+            Verdict::Overloaded => {
+                let until_ms = now + state.settings.overload_cooldown_ms as i64;
+                engine.registry.do_send(CooldownMark {
+                    account_id: account.id.clone(),
+                    until_ms,
+                });
+                failed(
+                    "overloaded".into(),
+                    Some(until_ms),
+                    true,
+                    info.retry_after_ms,
+                )
+            }
+            Verdict::Transient => failed(
+                format!("upstream status {status}"),
+                None,
                 true,
                 info.retry_after_ms,
-            )
-        }
-        Verdict::Transient => failed(
-            format!("upstream status {status}"),
-            None,
-            true,
-            info.retry_after_ms,
-        ),
-        Verdict::AuthFailed => {
-            engine.registry.do_send(AuthFailedMark {
-                account_id: account.id.clone(),
-            });
-            failed("auth_failed".into(), None, false, None)
-        }
+            ),
+            Verdict::AuthFailed
+                if account.kind == AccountKind::Oauth && !forced && status == 401 =>
+            {
+                tracing::info!(account = %account.name, "upstream refused the access token; refreshing once");
+                forced = true;
+                continue;
+            }
+            Verdict::AuthFailed => {
+                engine.registry.do_send(AuthFailedMark {
+                    account_id: account.id.clone(),
+                });
+                failed("auth_failed".into(), None, false, None)
+            }
+        };
     }
 }
 

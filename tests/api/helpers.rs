@@ -2,6 +2,7 @@
 //! in-process mock upstream, with typed helpers for what the tests do.
 
 use crate::mock::MockUpstream;
+use crate::mock_oauth::MockTokens;
 use actix_web::dev::ServerHandle;
 use actix_web::web::Bytes;
 use claudeflare::{Application, Config};
@@ -16,6 +17,7 @@ pub const STREAM_BODY: &str = r#"{"model":"claude-sonnet-4-5-20250929","max_toke
 pub struct TestApp {
     pub address: String,
     pub mock: MockUpstream,
+    pub tokens: MockTokens,
     pub data_dir: Arc<tempfile::TempDir>,
     pub client: awc::Client,
     handle: ServerHandle,
@@ -23,11 +25,13 @@ pub struct TestApp {
 }
 
 /// A test config: port 0, fast retries, the mock as upstream.
-pub fn test_config(data_dir: PathBuf, upstream: &str) -> Config {
+pub fn test_config(data_dir: PathBuf, upstream: &str, tokens: &MockTokens) -> Config {
     Config {
         port: 0,
         data_dir,
         upstream_url: upstream.to_string(),
+        oauth_token_url: tokens.token_url(),
+        oauth_api_key_url: tokens.api_key_url(),
         retry_delay_ms: 10,
         retry_max_delay_ms: 2_000,
         overload_cooldown_ms: 10_000,
@@ -43,16 +47,19 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let mock = MockUpstream::start().await;
+    let tokens = MockTokens::start().await;
     let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-    start(mock, dir, adjust).await
+    start(mock, tokens, dir, adjust).await
 }
 
-async fn start(
+/// Builds the daemon; `Err` carries the start-up error's message.
+pub async fn try_start(
     mock: MockUpstream,
+    tokens: MockTokens,
     data_dir: Arc<tempfile::TempDir>,
     adjust: impl FnOnce(&mut Config),
-) -> TestApp {
-    let mut config = test_config(data_dir.path().to_path_buf(), &mock.url);
+) -> Result<TestApp, String> {
+    let mut config = test_config(data_dir.path().to_path_buf(), &mock.url, &tokens);
     // What the config file in the data directory says, as `serve` would read it.
     let flags = claudeflare::config::Overrides {
         data_dir: Some(data_dir.path().to_path_buf()),
@@ -64,20 +71,34 @@ async fn start(
     }
     adjust(&mut config);
     claudeflare::telemetry::init(&config);
-    let app = Application::build(config).await.expect("build app");
+    let app = Application::build(config)
+        .await
+        .map_err(|e| e.to_string())?;
     let address = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     let join = actix_web::rt::spawn(app.run_until_stopped());
-    TestApp {
+    Ok(TestApp {
         address,
         mock,
+        tokens,
         data_dir,
         client: awc::Client::builder()
             .timeout(Duration::from_secs(60))
             .finish(),
         handle,
         join,
-    }
+    })
+}
+
+async fn start(
+    mock: MockUpstream,
+    tokens: MockTokens,
+    data_dir: Arc<tempfile::TempDir>,
+    adjust: impl FnOnce(&mut Config),
+) -> TestApp {
+    try_start(mock, tokens, data_dir, adjust)
+        .await
+        .expect("build app")
 }
 
 impl TestApp {
@@ -85,9 +106,41 @@ impl TestApp {
     /// data directory and mock.
     pub async fn restart(self) -> TestApp {
         let mock = self.mock.clone();
+        let tokens = self.tokens.clone();
         let dir = self.data_dir.clone();
         self.stop().await;
-        start(mock, dir, |_| {}).await
+        start(mock, tokens, dir, |_| {}).await
+    }
+
+    /// Stops the daemon and hands back what a restart needs.
+    pub async fn stop_keeping(self) -> (MockUpstream, MockTokens, Arc<tempfile::TempDir>) {
+        let kept = (
+            self.mock.clone(),
+            self.tokens.clone(),
+            self.data_dir.clone(),
+        );
+        self.stop().await;
+        kept
+    }
+
+    /// Imports an OAuth account from existing tokens.
+    pub async fn import_oauth(
+        &self,
+        name: &str,
+        refresh: &str,
+        access: &str,
+        expires_at_ms: i64,
+    ) -> Value {
+        let (status, body) = self
+            .post_json(
+                "/api/accounts",
+                serde_json::json!({
+                    "name": name, "refreshToken": refresh, "accessToken": access, "expiresAt": expires_at_ms
+                }),
+            )
+            .await;
+        assert_eq!(status, 201, "import {name}: {body}");
+        body
     }
 
     pub async fn stop(self) {

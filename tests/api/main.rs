@@ -6,6 +6,8 @@ mod failover;
 mod forwarding;
 mod helpers;
 mod mock;
+mod mock_oauth;
+mod oauth;
 mod records;
 mod serve_binary;
 mod strategies;

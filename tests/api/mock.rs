@@ -287,10 +287,13 @@ impl MockUpstream {
 }
 
 async fn answer(req: HttpRequest, body: Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    // Scripts are keyed by the credential: the API key, or the OAuth bearer token.
     let key = req
         .headers()
         .get("x-api-key")
+        .or_else(|| req.headers().get("authorization"))
         .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v))
         .unwrap_or("")
         .to_string();
     shared.seen.lock().expect("lock").push(Seen {

@@ -10,6 +10,7 @@ pub mod schema;
 pub use models::{RequestPayload, RequestRecord};
 
 use crate::domain::Account;
+use crate::secrets::Cipher;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -37,6 +38,8 @@ pub enum StoreError {
     Query(#[from] DieselError),
     #[error("database task failed: {0}")]
     Task(String),
+    #[error(transparent)]
+    Decrypt(#[from] crate::secrets::DecryptError),
 }
 
 /// A finished request and, when capture is on, its payload: one unit of the logger's batch.
@@ -95,6 +98,7 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<ConnectionManager<SqliteConnection>>,
+    cipher: Cipher,
 }
 
 impl std::fmt::Debug for Store {
@@ -104,9 +108,10 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `path`, switches it to WAL and
-    /// runs the embedded migrations.
-    pub fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+    /// Opens (creating if needed) the SQLite database at `path`, switches it to WAL,
+    /// runs the embedded migrations, and encrypts any credential still stored in
+    /// plaintext. Credentials are encrypted with `cipher`; a wrong key is an error here.
+    pub fn open_sqlite(path: &Path, cipher: Cipher) -> Result<Store, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
@@ -121,11 +126,13 @@ impl Store {
             .connection_customizer(Box::new(SqlitePragmas))
             .build(manager)
             .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
-        let store = Store { pool };
+        let store = Store { pool, cipher };
         let mut conn = store.conn()?;
         conn.batch_execute("PRAGMA journal_mode = WAL;")?;
         conn.run_pending_migrations(SQLITE_MIGRATIONS)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
+        drop(conn);
+        store.encrypt_plaintext_secrets()?;
         Ok(store)
     }
 
@@ -139,14 +146,37 @@ impl Store {
             .order(dsl::created_at.asc())
             .select(AccountRow::as_select())
             .load(&mut self.conn()?)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(AccountRow::into_account)
-            .collect())
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(a) = row.into_account(&self.cipher)? {
+                accounts.push(a);
+            }
+        }
+        Ok(accounts)
+    }
+
+    /// Rewrites accounts whose credentials an older version stored in plaintext.
+    fn encrypt_plaintext_secrets(&self) -> Result<(), StoreError> {
+        use schema::accounts::dsl;
+        type Stored = (Option<String>, Option<String>, Option<String>);
+        let stored: Vec<Stored> = dsl::accounts
+            .select((dsl::api_key, dsl::access_token, dsl::refresh_token))
+            .load(&mut self.conn()?)?;
+        let plaintext = stored.iter().any(|(a, b, c)| {
+            [a, b, c]
+                .iter()
+                .any(|v| v.as_deref().is_some_and(Cipher::is_plaintext))
+        });
+        if plaintext {
+            let accounts = self.load_accounts()?;
+            self.save_accounts(&accounts)?;
+            tracing::info!(accounts = accounts.len(), "stored credentials encrypted");
+        }
+        Ok(())
     }
 
     pub fn insert_account(&self, account: &Account) -> Result<(), StoreError> {
-        let row = AccountRow::from_account(account);
+        let row = AccountRow::from_account(account, &self.cipher);
         diesel::insert_into(schema::accounts::table)
             .values(&row)
             .execute(&mut self.conn()?)
@@ -172,7 +202,7 @@ impl Store {
         let mut conn = self.conn()?;
         conn.immediate_transaction(|c| {
             for a in accounts {
-                let row = AccountRow::from_account(a);
+                let row = AccountRow::from_account(a, &self.cipher);
                 diesel::update(dsl::accounts.filter(dsl::id.eq(&a.id)))
                     .set(&row)
                     .execute(c)?;

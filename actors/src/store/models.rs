@@ -2,6 +2,7 @@
 
 use super::schema::{accounts, request_payloads, requests};
 use crate::domain::{Account, AccountKind, Secret};
+use crate::secrets::{Cipher, DecryptError};
 use diesel::prelude::*;
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset, Debug)]
@@ -31,11 +32,15 @@ pub(crate) struct AccountRow {
     pub total_requests: i64,
     pub last_used: Option<i64>,
     pub created_at: i64,
+    pub requires_reauth: bool,
+    pub email: Option<String>,
+    pub organization: Option<String>,
 }
 
 impl AccountRow {
-    pub(crate) fn from_account(a: &Account) -> Self {
-        let secret = |s: &Option<Secret>| s.as_ref().map(|s| s.expose().to_string());
+    /// The row for an account, its secrets encrypted.
+    pub(crate) fn from_account(a: &Account, cipher: &Cipher) -> Self {
+        let secret = |s: &Option<Secret>| s.as_ref().map(|s| cipher.encrypt(s.expose()));
         AccountRow {
             id: a.id.clone(),
             name: a.name.clone(),
@@ -61,23 +66,30 @@ impl AccountRow {
             total_requests: a.total_requests,
             last_used: a.last_used,
             created_at: a.created_at,
+            requires_reauth: a.requires_reauth,
+            email: a.email.clone(),
+            organization: a.organization.clone(),
         }
     }
 
-    /// `None` for a row whose kind this version does not know (it is skipped with a warning).
-    pub(crate) fn into_account(self) -> Option<Account> {
+    /// `Ok(None)` for a row whose kind this version does not know (it is skipped with
+    /// a warning); `Err` when a secret does not decrypt with this key.
+    pub(crate) fn into_account(self, cipher: &Cipher) -> Result<Option<Account>, DecryptError> {
         let Some(kind) = AccountKind::parse(&self.kind) else {
             tracing::warn!(account = %self.name, kind = %self.kind, "skipping an account of unknown kind");
-            return None;
+            return Ok(None);
         };
-        Some(Account {
+        let open = |s: Option<String>| -> Result<Option<Secret>, DecryptError> {
+            s.map(|v| cipher.decrypt(&v).map(Secret::new)).transpose()
+        };
+        Ok(Some(Account {
             id: self.id,
             name: self.name,
             provider: self.provider,
             kind,
-            api_key: self.api_key.map(Secret::new),
-            access_token: self.access_token.map(Secret::new),
-            refresh_token: self.refresh_token.map(Secret::new),
+            api_key: open(self.api_key)?,
+            access_token: open(self.access_token)?,
+            refresh_token: open(self.refresh_token)?,
             expires_at: self.expires_at,
             tier: self.tier,
             priority: self.priority,
@@ -96,7 +108,11 @@ impl AccountRow {
             total_requests: self.total_requests,
             last_used: self.last_used,
             created_at: self.created_at,
-        })
+            requires_reauth: self.requires_reauth,
+            refresh_backoff_until: None,
+            email: self.email,
+            organization: self.organization,
+        }))
     }
 }
 

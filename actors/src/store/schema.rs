@@ -26,6 +26,9 @@ diesel::table! {
         total_requests -> BigInt,
         last_used -> Nullable<BigInt>,
         created_at -> BigInt,
+        requires_reauth -> Bool,
+        email -> Nullable<Text>,
+        organization -> Nullable<Text>,
     }
 }
 

@@ -1,34 +1,20 @@
 use super::*;
 use crate::domain::{Account, AccountKind, Secret};
+use crate::secrets::Cipher;
 
 pub(crate) fn api_key_account(name: &str, created_at: i64) -> Account {
-    Account {
-        id: format!("id-{name}"),
-        name: name.to_string(),
-        provider: "anthropic".to_string(),
-        kind: AccountKind::ApiKey,
-        api_key: Some(Secret::new(format!("sk-ant-test-{name}-0123456789"))),
-        access_token: None,
-        refresh_token: None,
-        expires_at: None,
-        tier: 1,
-        priority: 0,
-        paused: false,
-        auth_failed: false,
-        rate_limited_until: None,
-        cooldown_until: None,
-        rate_limit_status: None,
-        rate_limit_reset: None,
-        rate_limit_remaining: None,
-        utilization_5h: None,
-        utilization_7d: None,
-        session_start: None,
-        session_request_count: 0,
-        request_count: 0,
-        total_requests: 0,
-        last_used: None,
+    let mut a = Account::new(
+        format!("id-{name}"),
+        name.to_string(),
+        AccountKind::ApiKey,
         created_at,
-    }
+    );
+    a.api_key = Some(Secret::new(format!("sk-ant-test-{name}-0123456789")));
+    a
+}
+
+pub(crate) fn test_cipher() -> Cipher {
+    Cipher::from_hex(&"42".repeat(32)).expect("key")
 }
 
 fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
@@ -59,7 +45,7 @@ fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
 
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = Store::open_sqlite(&dir.path().join("t.db")).expect("open");
+    let store = Store::open_sqlite(&dir.path().join("t.db"), test_cipher()).expect("open");
     (dir, store)
 }
 
@@ -130,12 +116,81 @@ fn data_survives_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("nested/dir/t.db");
     {
-        let store = Store::open_sqlite(&path).expect("open");
+        let store = Store::open_sqlite(&path, test_cipher()).expect("open");
         store
             .insert_account(&api_key_account("a", 1))
             .expect("insert");
         store.checkpoint().expect("checkpoint");
     }
-    let store = Store::open_sqlite(&path).expect("reopen");
+    let store = Store::open_sqlite(&path, test_cipher()).expect("reopen");
     assert_eq!(store.load_accounts().expect("load").len(), 1);
+}
+
+#[test]
+fn credentials_are_encrypted_at_rest_and_need_the_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    {
+        let store = Store::open_sqlite(&path, test_cipher()).expect("open");
+        let mut a = api_key_account("a", 1);
+        a.kind = AccountKind::Oauth;
+        a.access_token = Some(Secret::new("sk-ant-oat01-ACCESS-visible-marker"));
+        a.refresh_token = Some(Secret::new("sk-ant-ort01-REFRESH-visible-marker"));
+        store.insert_account(&a).expect("insert");
+        store.checkpoint().expect("checkpoint");
+    }
+    let raw = std::fs::read(&path).expect("read db");
+    let text = String::from_utf8_lossy(&raw);
+    for secret in [
+        "sk-ant-test-a-0123456789",
+        "ACCESS-visible-marker",
+        "REFRESH-visible-marker",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} is readable in the database file"
+        );
+    }
+    let wrong = Cipher::from_hex(&"43".repeat(32)).expect("key");
+    let err = Store::open_sqlite(&path, wrong).and_then(|s| s.load_accounts());
+    assert!(matches!(err, Err(StoreError::Decrypt(_))));
+    let store = Store::open_sqlite(&path, test_cipher()).expect("open");
+    let a = &store.load_accounts().expect("load")[0];
+    assert_eq!(
+        a.refresh_token.as_ref().map(Secret::expose),
+        Some("sk-ant-ort01-REFRESH-visible-marker")
+    );
+}
+
+#[test]
+fn plaintext_credentials_from_older_versions_are_encrypted_on_open() {
+    use diesel::connection::SimpleConnection;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("t.db");
+    {
+        let store = Store::open_sqlite(&path, test_cipher()).expect("open");
+        store
+            .insert_account(&api_key_account("a", 1))
+            .expect("insert");
+        store
+            .conn()
+            .expect("conn")
+            .batch_execute("UPDATE accounts SET api_key = 'sk-ant-legacy-plaintext-key'")
+            .expect("downgrade");
+    }
+    let store = Store::open_sqlite(&path, test_cipher()).expect("open");
+    use diesel::prelude::*;
+    let stored: Option<String> = schema::accounts::table
+        .select(schema::accounts::api_key)
+        .first(&mut store.conn().expect("conn"))
+        .expect("row");
+    assert!(
+        stored.as_deref().is_some_and(|v| v.starts_with("enc:v1:")),
+        "{stored:?}"
+    );
+    let a = &store.load_accounts().expect("load")[0];
+    assert_eq!(
+        a.api_key.as_ref().map(Secret::expose),
+        Some("sk-ant-legacy-plaintext-key")
+    );
 }
