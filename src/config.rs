@@ -63,6 +63,10 @@ pub struct Config {
     pub refresh_window_ms: u64,
     /// Skip an account this long after a failed refresh.
     pub refresh_backoff_ms: u64,
+    /// Stored payloads older than this many days are deleted (hourly job).
+    pub retention_payload_days: u32,
+    /// Request records older than this many days are deleted.
+    pub retention_request_days: u32,
     /// 64 hex characters; when unset, `secret.key` in the data directory is used
     /// (created on first start).
     pub secret_key: Option<String>,
@@ -113,6 +117,8 @@ impl Default for Config {
             refresh_window_ms: 300_000,
             refresh_backoff_ms: 60_000,
             secret_key: None,
+            retention_payload_days: 7,
+            retention_request_days: 365,
             pricing: BTreeMap::new(),
             config_file: None,
         }
@@ -128,7 +134,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 34] = [
+const ENV_KEYS: [&str; 36] = [
     "host",
     "port",
     "data_dir",
@@ -163,6 +169,8 @@ const ENV_KEYS: [&str; 34] = [
     "refresh_window_ms",
     "refresh_backoff_ms",
     "secret_key",
+    "retention_payload_days",
+    "retention_request_days",
 ];
 
 /// A setting that stops start-up. Its message is the one line the user sees.
@@ -476,6 +484,11 @@ pub fn file_strategy(path: &Path) -> Option<String> {
 /// Saves the strategy into the config file, keeping the rest of the file (comments
 /// included) as it was; creates the file when there is none.
 pub fn save_strategy(path: &Path, name: &str) -> std::io::Result<()> {
+    save_settings(path, &[("strategy", toml_edit::value(name))])
+}
+
+/// Saves top-level keys into the config file, keeping the rest of it as it was.
+pub fn save_settings(path: &Path, values: &[(&str, toml_edit::Item)]) -> std::io::Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
@@ -487,7 +500,9 @@ pub fn save_strategy(path: &Path, name: &str) -> std::io::Result<()> {
             format!("{}: {e}", path.display()),
         )
     })?;
-    doc["strategy"] = toml_edit::value(name);
+    for (key, value) in values {
+        doc[*key] = value.clone();
+    }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }

@@ -109,6 +109,16 @@ impl Application {
             engine.clone(),
         ));
         let config_file = web::Data::new(api::strategy::ConfigFile(config_file));
+        let started_at = web::Data::new(api::health::StartedAt(std::time::Instant::now()));
+        let retention = api::settings::Retention::new(
+            config.retention_payload_days,
+            config.retention_request_days,
+        );
+        actix_web::rt::spawn(retention_job(engine.store.clone(), retention.clone()));
+        let retention = web::Data::new(retention);
+        let mut public_config = config.clone();
+        public_config.secret_key = None;
+        let public_config = web::Data::new(public_config);
         let oauth_flows = web::Data::new(api::oauth::OAuthFlows::new(
             config.oauth_endpoints(),
             config.oauth_pending_ttl_ms as i64,
@@ -123,6 +133,9 @@ impl Application {
                 .app_data(engine_data.clone())
                 .app_data(config_file.clone())
                 .app_data(oauth_flows.clone())
+                .app_data(started_at.clone())
+                .app_data(retention.clone())
+                .app_data(public_config.clone())
                 .app_data(web::Data::new(client))
                 .configure(api::configure)
                 .route("/v1/{tail:.*}", web::route().to(proxy::proxy))
@@ -177,6 +190,27 @@ fn upstream_client(connect_timeout: Duration, header_timeout: Duration) -> awc::
         .disable_redirects()
         .timeout(header_timeout)
         .finish()
+}
+
+/// How often retention runs.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes history past retention every hour (in small batches, see
+/// `api::settings::run_retention`), not only at start-up.
+async fn retention_job(
+    store: claudeflare_actors::Store,
+    retention: std::sync::Arc<api::settings::Retention>,
+) {
+    loop {
+        match api::settings::run_retention(store.clone(), &retention).await {
+            Ok((0, 0)) => {}
+            Ok((payloads, requests)) => {
+                tracing::info!(payloads, requests, "retention deleted old history")
+            }
+            Err(e) => tracing::warn!(error = %e, "retention failed; retrying in an hour"),
+        }
+        actix_web::rt::time::sleep(RETENTION_INTERVAL).await;
+    }
 }
 
 fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {

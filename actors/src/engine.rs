@@ -3,12 +3,13 @@
 
 use crate::clock::now_ms;
 use crate::logger::{FlushLog, LoggerSettings, RequestLogger};
+use crate::metrics::Metrics;
 use crate::protocol::PriceTable;
 use crate::refresher::{RefreshSettings, TokenRefresher};
 use crate::registry::{AccountRegistry, PersistNow};
 use crate::selector::StrategySelector;
-use crate::stats::StatsAggregator;
-use crate::store::{blocking, Store, StoreError};
+use crate::stats::{HistorySeed, StatsAggregator};
+use crate::store::{blocking, Breakdown, Store, StoreError};
 use crate::strategies::{self, StrategySettings};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub struct Engine {
     pub stats: Addr<StatsAggregator>,
     pub store: Store,
     pub prices: Arc<PriceTable>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Engine {
@@ -55,8 +57,16 @@ impl Engine {
         prices: PriceTable,
     ) -> Result<Engine, EngineError> {
         let s = store.clone();
-        let (accounts, totals) =
-            blocking(move || Ok((s.load_accounts()?, s.history_totals()?))).await?;
+        let (accounts, seed) = blocking(move || {
+            let seed = HistorySeed {
+                totals: s.history_totals()?,
+                by_model: s.totals_by(Breakdown::Model)?,
+                by_account: s.totals_by(Breakdown::Account)?,
+            };
+            Ok((s.load_accounts()?, seed))
+        })
+        .await?;
+        let metrics = Metrics::new();
 
         let snapshot: Vec<Arc<_>> = accounts.iter().cloned().map(Arc::new).collect();
         let strategy_settings = StrategySettings {
@@ -74,21 +84,25 @@ impl Engine {
         let selector = StrategySelector::new(strategy, strategy_settings, snapshot)
             .with_registry(registry_addr.clone())
             .start();
-        let registry = registry_ctx.run(AccountRegistry::new(
-            store.clone(),
-            accounts,
-            selector.clone(),
-            settings.session_duration_ms,
-        ));
+        let registry = registry_ctx.run(
+            AccountRegistry::new(
+                store.clone(),
+                accounts,
+                selector.clone(),
+                settings.session_duration_ms,
+            )
+            .with_metrics(metrics.clone()),
+        );
 
         Ok(Engine {
             registry: registry.clone(),
             selector,
             refresher: TokenRefresher::new(settings.refresh, registry.clone()).start(),
             logger: RequestLogger::new(store.clone(), settings.logger).start(),
-            stats: StatsAggregator::new(totals).start(),
+            stats: StatsAggregator::new(seed, metrics.clone()).start(),
             store,
             prices: Arc::new(prices),
+            metrics,
         })
     }
 

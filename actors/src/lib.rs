@@ -9,6 +9,7 @@ pub mod clock;
 pub mod domain;
 pub mod engine;
 pub mod logger;
+pub mod metrics;
 pub mod oauth;
 pub mod protocol;
 pub mod refresher;

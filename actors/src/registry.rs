@@ -3,6 +3,7 @@
 
 use crate::clock::now_ms;
 use crate::domain::{Account, AccountKind, Secret};
+use crate::metrics::{AccountLabel, Metrics};
 use crate::oauth::TokenSet;
 use crate::protocol::RateLimitInfo;
 use crate::selector::{AccountServed, PoolUpdated, StrategySelector};
@@ -45,6 +46,7 @@ pub struct AccountRegistry {
     /// Serializes writes of account state so that a later save never loses to an
     /// earlier one that finished late.
     save_lock: Arc<tokio::sync::Mutex<()>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl AccountRegistry {
@@ -61,7 +63,14 @@ impl AccountRegistry {
             session_duration_ms,
             dirty: HashSet::new(),
             save_lock: Arc::new(tokio::sync::Mutex::new(())),
+            metrics: None,
         }
+    }
+
+    /// Where rate-limit events are counted.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn index(&self, id_or_name: &str) -> Option<usize> {
@@ -273,7 +282,7 @@ impl Handler<RemoveAccount> for AccountRegistry {
 }
 
 /// A change an operator makes to an account's settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AccountChange {
     Pause,
     /// Back into rotation; also clears a refused-credential mark, so a fixed account
@@ -283,6 +292,10 @@ pub enum AccountChange {
     Tier(i32),
     /// Validated by the caller (0..=100, lower is preferred).
     Priority(i32),
+    /// Validated by the caller; must not be another account's name.
+    Rename(String),
+    /// Clears a rate-limit bench, a cooldown and a refresh backoff now.
+    ResetRateLimit,
 }
 
 /// Applies an operator's change to one account (by id or name).
@@ -300,7 +313,18 @@ impl Handler<ChangeAccount> for AccountRegistry {
         let i = self
             .index(&msg.id_or_name)
             .ok_or(RegistryError::NotFound(msg.id_or_name))?;
-        let account = self.update(i, |a| match msg.change {
+        if let AccountChange::Rename(name) = &msg.change {
+            let taken = self
+                .accounts
+                .iter()
+                .enumerate()
+                .any(|(j, a)| j != i && &a.name == name);
+            if taken {
+                return Err(RegistryError::DuplicateName(name.clone()));
+            }
+        }
+        let change = msg.change.clone();
+        let account = self.update(i, |a| match change {
             AccountChange::Pause => a.paused = true,
             AccountChange::Resume => {
                 a.paused = false;
@@ -308,6 +332,13 @@ impl Handler<ChangeAccount> for AccountRegistry {
             }
             AccountChange::Tier(t) => a.tier = t,
             AccountChange::Priority(p) => a.priority = p,
+            AccountChange::Rename(name) => a.name = name,
+            AccountChange::ResetRateLimit => {
+                a.rate_limited_until = None;
+                a.cooldown_until = None;
+                a.refresh_backoff_until = None;
+                a.rate_limit_status = None;
+            }
         });
         self.publish();
         tracing::info!(account = %account.name, change = ?msg.change, "account changed");
@@ -378,6 +409,13 @@ impl Handler<RateLimitMark> for AccountRegistry {
     fn handle(&mut self, msg: RateLimitMark, _: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             let a = self.update(i, |a| a.rate_limited_until = Some(msg.until_ms));
+            if let Some(m) = &self.metrics {
+                m.rate_limit_events
+                    .get_or_create(&AccountLabel {
+                        account: a.name.clone(),
+                    })
+                    .inc();
+            }
             tracing::warn!(account = %a.name, until_ms = msg.until_ms, "account rate-limited");
             self.publish();
         }
@@ -594,6 +632,24 @@ impl Handler<RefreshFailedMark> for AccountRegistry {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             Arc::make_mut(&mut self.accounts[i]).refresh_backoff_until = Some(msg.until_ms);
             self.publish();
+        }
+    }
+}
+
+/// Zeroes every account's per-period request counter (stats reset); lifetime
+/// totals stay.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResetCounters;
+
+impl Handler<ResetCounters> for AccountRegistry {
+    type Result = ();
+
+    fn handle(&mut self, _: ResetCounters, _: &mut Self::Context) {
+        for i in 0..self.accounts.len() {
+            if self.accounts[i].request_count != 0 {
+                self.update(i, |a| a.request_count = 0);
+            }
         }
     }
 }

@@ -1,17 +1,20 @@
 //! The StatsAggregator actor: live counters over every finished request (seeded from
-//! the stored history at start), and the publisher live streams subscribe to.
+//! the stored history at start), the Prometheus counters, and the publisher that
+//! live streams subscribe to.
 
-use crate::store::{HistoryTotals, RequestRecord};
+use crate::metrics::Metrics;
+use crate::store::{GroupRow, HistoryTotals, RequestRecord};
 use actix::prelude::*;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
-/// How many finished-request events a slow subscriber may fall behind before it
-/// misses some (it is never allowed to slow the proxy down).
+/// How many events a slow subscriber may fall behind before it is cut off (it is
+/// never allowed to slow the proxy down).
 const EVENT_BUFFER: usize = 1024;
 const RECENT_ERRORS: usize = 20;
+const TOP_MODELS: usize = 10;
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -20,6 +23,28 @@ pub struct TokenTotals {
     pub output: i64,
     pub cache_read: i64,
     pub cache_creation: i64,
+}
+
+impl TokenTotals {
+    fn add(&mut self, r: &RequestRecord) {
+        self.input += r.input_tokens.unwrap_or(0);
+        self.output += r.output_tokens.unwrap_or(0);
+        self.cache_read += r.cache_read_input_tokens.unwrap_or(0);
+        self.cache_creation += r.cache_creation_input_tokens.unwrap_or(0);
+    }
+
+    fn from_group(g: &GroupRow) -> Self {
+        TokenTotals {
+            input: g.input_tokens,
+            output: g.output_tokens,
+            cache_read: g.cache_read_input_tokens,
+            cache_creation: g.cache_creation_input_tokens,
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        self.input + self.output + self.cache_read + self.cache_creation
+    }
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -32,59 +57,171 @@ pub struct RecentError {
     pub message: Option<String>,
 }
 
+/// Counters of one group (an account, a model, or everything).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Tally {
+    requests: i64,
+    successes: i64,
+    response_time_ms: i64,
+    tokens: TokenTotals,
+    cost_usd: f64,
+    tps_sum: f64,
+    tps_count: i64,
+}
+
+impl Tally {
+    fn add(&mut self, r: &RequestRecord) {
+        self.requests += 1;
+        if r.success {
+            self.successes += 1;
+        }
+        self.response_time_ms += r.response_time_ms;
+        self.tokens.add(r);
+        self.cost_usd += r.cost_usd.unwrap_or(0.0);
+        if let Some(tps) = r.output_tokens_per_second {
+            self.tps_sum += tps;
+            self.tps_count += 1;
+        }
+    }
+
+    fn from_group(g: &GroupRow) -> Self {
+        Tally {
+            requests: g.requests,
+            successes: g.successes,
+            response_time_ms: (g.avg_response_time_ms * g.requests as f64) as i64,
+            tokens: TokenTotals::from_group(g),
+            cost_usd: g.cost_usd,
+            tps_sum: g.avg_output_tokens_per_second.unwrap_or(0.0),
+            tps_count: i64::from(g.avg_output_tokens_per_second.is_some()),
+        }
+    }
+
+    fn success_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            100.0 * self.successes as f64 / self.requests as f64
+        }
+    }
+
+    fn avg_response_time(&self) -> f64 {
+        self.response_time_ms as f64 / self.requests.max(1) as f64
+    }
+
+    fn avg_tps(&self) -> Option<f64> {
+        (self.tps_count > 0).then(|| self.tps_sum / self.tps_count as f64)
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelCount {
+    pub model: String,
+    pub count: i64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountStats {
+    pub name: String,
+    pub requests: i64,
+    /// Percent, 0–100.
+    pub success_rate: f64,
+    pub avg_response_time: f64,
+    pub total_tokens: i64,
+    pub total_cost_usd: f64,
+}
+
 /// The counters as `/api/stats` shows them.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
     pub total_requests: i64,
     pub successful_requests: i64,
+    /// Percent, 0–100.
     pub success_rate: f64,
-    pub avg_response_time_ms: f64,
+    /// Milliseconds.
+    pub avg_response_time: f64,
     pub total_tokens: i64,
     pub tokens_by_kind: TokenTotals,
     pub total_cost_usd: f64,
-    /// Requests per model since the daemon started.
-    pub models: HashMap<String, i64>,
+    pub avg_tokens_per_second: Option<f64>,
+    pub top_models: Vec<ModelCount>,
+    pub accounts: Vec<AccountStats>,
     pub recent_errors: Vec<RecentError>,
+}
+
+/// A live event for subscribers of the request stream.
+#[derive(Clone, Debug)]
+pub enum RequestEvent {
+    Finished(Arc<RequestRecord>),
 }
 
 /// The aggregator; see the module docs.
 pub struct StatsAggregator {
-    requests: i64,
-    successes: i64,
-    response_time_ms: i64,
-    tokens: TokenTotals,
-    cost_usd: f64,
-    models: HashMap<String, i64>,
+    all: Tally,
+    by_model: HashMap<String, Tally>,
+    by_account: HashMap<String, Tally>,
     recent_errors: VecDeque<RecentError>,
-    events: broadcast::Sender<Arc<RequestRecord>>,
+    events: broadcast::Sender<RequestEvent>,
+    metrics: Arc<Metrics>,
+}
+
+/// What the store knows at start: totals, and sums per model and per account.
+#[derive(Clone, Debug, Default)]
+pub struct HistorySeed {
+    pub totals: HistoryTotals,
+    pub by_model: Vec<GroupRow>,
+    pub by_account: Vec<GroupRow>,
 }
 
 impl StatsAggregator {
-    pub fn new(history: HistoryTotals) -> Self {
+    pub fn new(seed: HistorySeed, metrics: Arc<Metrics>) -> Self {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
-        Self {
-            requests: history.requests,
-            successes: history.successes,
-            response_time_ms: history.response_time_ms,
-            tokens: TokenTotals {
-                input: history.input_tokens,
-                output: history.output_tokens,
-                cache_read: history.cache_read_input_tokens,
-                cache_creation: history.cache_creation_input_tokens,
+        let h = &seed.totals;
+        let mut agg = Self {
+            all: Tally {
+                requests: h.requests,
+                successes: h.successes,
+                response_time_ms: h.response_time_ms,
+                tokens: TokenTotals {
+                    input: h.input_tokens,
+                    output: h.output_tokens,
+                    cache_read: h.cache_read_input_tokens,
+                    cache_creation: h.cache_creation_input_tokens,
+                },
+                cost_usd: h.cost_usd,
+                ..Tally::default()
             },
-            cost_usd: history.cost_usd,
-            models: HashMap::new(),
+            by_model: HashMap::new(),
+            by_account: HashMap::new(),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             events,
+            metrics,
+        };
+        for g in &seed.by_model {
+            if let Some(k) = &g.key {
+                agg.by_model.insert(k.clone(), Tally::from_group(g));
+            }
         }
+        for g in &seed.by_account {
+            if let Some(k) = &g.key {
+                agg.by_account.insert(k.clone(), Tally::from_group(g));
+            }
+        }
+        agg
     }
 
     fn add(&mut self, r: &RequestRecord) {
-        self.requests += 1;
-        if r.success {
-            self.successes += 1;
-        } else {
+        self.all.add(r);
+        if let Some(model) = &r.model {
+            self.by_model.entry(model.clone()).or_default().add(r);
+        }
+        self.by_account
+            .entry(r.account_name.clone())
+            .or_default()
+            .add(r);
+        if !r.success {
             if self.recent_errors.len() == RECENT_ERRORS {
                 self.recent_errors.pop_back();
             }
@@ -96,35 +233,51 @@ impl StatsAggregator {
                 message: r.error_message.clone(),
             });
         }
-        self.response_time_ms += r.response_time_ms;
-        self.tokens.input += r.input_tokens.unwrap_or(0);
-        self.tokens.output += r.output_tokens.unwrap_or(0);
-        self.tokens.cache_read += r.cache_read_input_tokens.unwrap_or(0);
-        self.tokens.cache_creation += r.cache_creation_input_tokens.unwrap_or(0);
-        self.cost_usd += r.cost_usd.unwrap_or(0.0);
-        if let Some(model) = &r.model {
-            *self.models.entry(model.clone()).or_insert(0) += 1;
-        }
+        self.metrics.observe(r);
     }
 
     fn snapshot(&self) -> StatsSnapshot {
-        let n = self.requests.max(1) as f64;
+        let mut top_models: Vec<ModelCount> = self
+            .by_model
+            .iter()
+            .map(|(m, t)| ModelCount {
+                model: m.clone(),
+                count: t.requests,
+            })
+            .collect();
+        top_models.sort_by(|a, b| b.count.cmp(&a.count).then(a.model.cmp(&b.model)));
+        top_models.truncate(TOP_MODELS);
+        let mut accounts: Vec<AccountStats> = self
+            .by_account
+            .iter()
+            .map(|(name, t)| AccountStats {
+                name: name.clone(),
+                requests: t.requests,
+                success_rate: t.success_rate(),
+                avg_response_time: t.avg_response_time(),
+                total_tokens: t.tokens.total(),
+                total_cost_usd: t.cost_usd,
+            })
+            .collect();
+        accounts.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));
+        let tps = {
+            let (sum, n) = self
+                .by_model
+                .values()
+                .fold((0.0, 0), |(s, n), t| (s + t.tps_sum, n + t.tps_count));
+            (n > 0).then(|| sum / n as f64)
+        };
         StatsSnapshot {
-            total_requests: self.requests,
-            successful_requests: self.successes,
-            success_rate: if self.requests == 0 {
-                0.0
-            } else {
-                self.successes as f64 / n
-            },
-            avg_response_time_ms: self.response_time_ms as f64 / n,
-            total_tokens: self.tokens.input
-                + self.tokens.output
-                + self.tokens.cache_read
-                + self.tokens.cache_creation,
-            tokens_by_kind: self.tokens.clone(),
-            total_cost_usd: self.cost_usd,
-            models: self.models.clone(),
+            total_requests: self.all.requests,
+            successful_requests: self.all.successes,
+            success_rate: self.all.success_rate(),
+            avg_response_time: self.all.avg_response_time(),
+            total_tokens: self.all.tokens.total(),
+            tokens_by_kind: self.all.tokens.clone(),
+            total_cost_usd: self.all.cost_usd,
+            avg_tokens_per_second: self.all.avg_tps().or(tps),
+            top_models,
+            accounts,
             recent_errors: self.recent_errors.iter().cloned().collect(),
         }
     }
@@ -145,7 +298,7 @@ impl Handler<RequestFinished> for StatsAggregator {
     fn handle(&mut self, msg: RequestFinished, _: &mut Self::Context) {
         self.add(&msg.0);
         // No subscriber is fine.
-        let _ = self.events.send(msg.0);
+        let _ = self.events.send(RequestEvent::Finished(msg.0));
     }
 }
 
@@ -161,10 +314,26 @@ impl Handler<GetStats> for StatsAggregator {
     }
 }
 
-/// A live feed of finished requests. A subscriber that falls more than a buffer behind
-/// misses events (it sees `Lagged`) instead of holding the proxy up.
+/// Zeroes every counter (the history was cleared).
 #[derive(Message)]
-#[rtype(result = "broadcast::Receiver<Arc<RequestRecord>>")]
+#[rtype(result = "()")]
+pub struct ResetStats;
+
+impl Handler<ResetStats> for StatsAggregator {
+    type Result = ();
+
+    fn handle(&mut self, _: ResetStats, _: &mut Self::Context) {
+        self.all = Tally::default();
+        self.by_model.clear();
+        self.by_account.clear();
+        self.recent_errors.clear();
+    }
+}
+
+/// A live feed of request events. A subscriber that falls more than a buffer behind
+/// sees `Lagged` and is expected to give up, instead of holding the proxy up.
+#[derive(Message)]
+#[rtype(result = "broadcast::Receiver<RequestEvent>")]
 pub struct SubscribeRequests;
 
 impl Handler<SubscribeRequests> for StatsAggregator {

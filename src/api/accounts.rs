@@ -226,3 +226,50 @@ pub async fn priority(
     let priority = check_priority(body.priority)?;
     change(&engine, id.into_inner(), AccountChange::Priority(priority)).await
 }
+
+/// Finds one account by id or name.
+async fn find(
+    engine: &Engine,
+    id: &str,
+) -> Result<(std::sync::Arc<claudeflare_actors::Account>, bool), ApiError> {
+    let accounts = engine.registry.send(ListAccounts).await?;
+    accounts
+        .iter()
+        .find(|(a, _)| a.id == id)
+        .or_else(|| accounts.iter().find(|(a, _)| a.name == id))
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no account {id:?}")))
+}
+
+/// `GET /api/accounts/{id or name}`.
+pub async fn one(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let (account, active) = find(&engine, &id).await?;
+    Ok(HttpResponse::Ok().json(account.summary(now_ms(), active)))
+}
+
+#[derive(Deserialize)]
+pub struct RenameBody {
+    name: String,
+}
+
+/// `POST /api/accounts/{id}/rename {"name"}`.
+pub async fn rename(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body: RenameBody = super::from_body(body.into_inner())?;
+    let name = validate_name(&body.name)?;
+    change(&engine, id.into_inner(), AccountChange::Rename(name)).await
+}
+
+/// `POST /api/accounts/{id}/reset-rate-limit`: back into rotation now.
+pub async fn reset_rate_limit(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    change(&engine, id.into_inner(), AccountChange::ResetRateLimit).await
+}

@@ -1,18 +1,30 @@
-//! `/api/requests`: the request history, newest first.
+//! `/api/requests`: the request history (filtered, paged), one request with its
+//! payload, and a live stream of finished requests.
 
 use crate::error::ApiError;
+use actix_web::web::Bytes;
 use actix_web::{web, HttpResponse};
 use claudeflare_actors::clock::iso;
-use claudeflare_actors::store::{blocking, RequestRecord};
+use claudeflare_actors::stats::{RequestEvent, SubscribeRequests};
+use claudeflare_actors::store::{
+    blocking, RequestFilter, RequestPayload, RequestRecord, StatusFilter,
+};
 use claudeflare_actors::Engine;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::time::Duration;
 
 const DEFAULT_LIMIT: i64 = 50;
 const MAX_LIMIT: i64 = 1000;
+const MAX_DETAIL_LIMIT: i64 = 100;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
     limit: Option<String>,
+    before: Option<String>,
+    account: Option<String>,
+    model: Option<String>,
+    status: Option<String>,
 }
 
 /// One row of `/api/requests`.
@@ -68,24 +80,221 @@ impl From<RequestRecord> for RequestRow {
     }
 }
 
+pub(crate) fn parse_limit(text: Option<&str>, default: i64, max: i64) -> Result<i64, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "limit: must be a whole number from 1 to {max}, not {text:?}"
+                ))
+            }),
+    }
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `GET /api/requests?limit&before&account&model&status`: newest first. Page with
+/// `before=<the last row's id>`.
 pub async fn list(
     engine: web::Data<Engine>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_LIMIT,
-        Some(text) => text
-            .parse::<i64>()
-            .ok()
-            .filter(|n| (1..=MAX_LIMIT).contains(n))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit: must be a whole number from 1 to {MAX_LIMIT}, not {text:?}"
-                ))
-            })?,
+    let filter = RequestFilter {
+        limit: parse_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT)?,
+        before: non_empty(&query.before),
+        account: non_empty(&query.account),
+        model: non_empty(&query.model),
+        status: StatusFilter::parse(query.status.as_deref().unwrap_or(""))
+            .map_err(|e| ApiError::BadRequest(format!("status: {e}")))?,
     };
     let store = engine.store.clone();
-    let rows = blocking(move || store.recent_requests(limit)).await?;
+    let rows = blocking(move || store.query_requests(&filter)).await?;
     let rows: Vec<RequestRow> = rows.into_iter().map(RequestRow::from).collect();
     Ok(HttpResponse::Ok().json(rows))
+}
+
+/// A stored body as the dashboard shows it: JSON when it is JSON, SSE as its list of
+/// events, text when it is text, else base64.
+fn decode_body(body: Option<&[u8]>, content_type: &str) -> Value {
+    let Some(bytes) = body else {
+        return Value::Null;
+    };
+    if bytes.is_empty() {
+        return Value::Null;
+    }
+    if content_type.contains("event-stream") {
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            return sse_events(text);
+        }
+    }
+    if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+        return v;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Value::String(text.to_string()),
+        Err(_) => {
+            use base64::Engine as _;
+            json!({ "base64": base64::engine::general_purpose::STANDARD.encode(bytes) })
+        }
+    }
+}
+
+fn sse_events(text: &str) -> Value {
+    let mut events = Vec::new();
+    for block in text.replace("\r\n", "\n").split("\n\n") {
+        let mut name = None;
+        let mut data = Vec::new();
+        for line in block.lines() {
+            if let Some(v) = line.strip_prefix("event:") {
+                name = Some(v.trim().to_string());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.strip_prefix(' ').unwrap_or(v));
+            }
+        }
+        if name.is_none() && data.is_empty() {
+            continue;
+        }
+        let data = data.join("\n");
+        let data = serde_json::from_str::<Value>(&data).unwrap_or(Value::String(data));
+        events.push(json!({ "event": name, "data": data }));
+    }
+    Value::Array(events)
+}
+
+fn payload_json(p: &RequestPayload) -> Value {
+    let headers = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+    let content_type = |h: &Value| {
+        h.get("content-type")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_ascii_lowercase()
+    };
+    let request_headers = headers(&p.request_headers);
+    let response_headers = headers(&p.response_headers);
+    json!({
+        "requestBody": decode_body(p.request_body.as_deref(), &content_type(&request_headers)),
+        "responseBody": decode_body(p.response_body.as_deref(), &content_type(&response_headers)),
+        "requestHeaders": request_headers,
+        "responseHeaders": response_headers,
+        "truncated": p.truncated,
+    })
+}
+
+fn with_payload(record: RequestRecord, payload: Option<&RequestPayload>) -> Value {
+    let mut row = serde_json::to_value(RequestRow::from(record)).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut row {
+        map.insert("payload".into(), payload.map_or(Value::Null, payload_json));
+    }
+    row
+}
+
+/// `GET /api/requests/{id}`: one request with its payload.
+pub async fn one(
+    engine: web::Data<Engine>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let store = engine.store.clone();
+    let key = id.clone();
+    let found = blocking(move || store.request_by_id(&key)).await?;
+    let (record, payload) =
+        found.ok_or_else(|| ApiError::NotFound(format!("no request {id:?}")))?;
+    Ok(HttpResponse::Ok().json(with_payload(record, payload.as_ref())))
+}
+
+#[derive(Deserialize)]
+pub struct DetailQuery {
+    limit: Option<String>,
+}
+
+/// `GET /api/requests/detail?limit`: the newest requests with their payloads.
+pub async fn detail(
+    engine: web::Data<Engine>,
+    query: web::Query<DetailQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = parse_limit(query.limit.as_deref(), 20, MAX_DETAIL_LIMIT)?;
+    let store = engine.store.clone();
+    let rows = blocking(move || {
+        let records = store.query_requests(&RequestFilter {
+            limit,
+            ..RequestFilter::default()
+        })?;
+        records
+            .into_iter()
+            .map(|r| {
+                let p = store.request_payload(&r.id)?;
+                Ok((r, p))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    let out: Vec<Value> = rows
+        .into_iter()
+        .map(|(r, p)| with_payload(r, p.as_ref()))
+        .collect();
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// How often an idle live stream sends a comment, so proxies keep it open.
+const KEEPALIVE: Duration = Duration::from_secs(15);
+
+/// An SSE response from a broadcast receiver: one `event:` per item, a comment
+/// every 15 s, and the end of the stream when the subscriber fell too far behind.
+pub(crate) fn sse_response<T, F>(rx: tokio::sync::broadcast::Receiver<T>, render: F) -> HttpResponse
+where
+    T: Clone + Send + 'static,
+    F: Fn(T) -> Option<(String, Value)> + 'static,
+{
+    use tokio::sync::broadcast::error::RecvError;
+    let stream =
+        futures_util::stream::unfold((rx, render, true), |(mut rx, render, first)| async move {
+            if first {
+                let hello = Bytes::from_static(b": connected\n\n");
+                return Some((Ok::<_, std::io::Error>(hello), (rx, render, false)));
+            }
+            loop {
+                match tokio::time::timeout(KEEPALIVE, rx.recv()).await {
+                    Err(_) => {
+                        return Some((
+                            Ok(Bytes::from_static(b": keep-alive\n\n")),
+                            (rx, render, false),
+                        ))
+                    }
+                    Ok(Ok(item)) => {
+                        if let Some((name, data)) = render(item) {
+                            let chunk = format!("event: {name}\ndata: {data}\n\n");
+                            return Some((Ok(Bytes::from(chunk)), (rx, render, false)));
+                        }
+                    }
+                    // Too slow: drop this subscriber rather than buffer without end.
+                    Ok(Err(RecvError::Lagged(_))) | Ok(Err(RecvError::Closed)) => return None,
+                }
+            }
+        });
+    HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("cache-control", "no-cache"))
+        .insert_header(("x-accel-buffering", "no"))
+        .streaming(stream)
+}
+
+/// `GET /api/requests/stream`: an SSE event `request` with the row each time a
+/// request finishes.
+pub async fn stream(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+    let rx = engine.stats.send(SubscribeRequests).await?;
+    Ok(sse_response(rx, |event| match event {
+        RequestEvent::Finished(record) => {
+            let row = serde_json::to_value(RequestRow::from(RequestRecord::clone(&record))).ok()?;
+            Some(("request".to_string(), row))
+        }
+    }))
 }

@@ -5,6 +5,7 @@ mod accounts_api;
 mod failover;
 mod forwarding;
 mod helpers;
+mod management;
 mod mock;
 mod mock_oauth;
 mod oauth;

@@ -5,9 +5,11 @@
 //! AccountRegistry), each one transaction per batch.
 
 mod models;
+mod queries;
 pub mod schema;
 
 pub use models::{RequestPayload, RequestRecord};
+pub use queries::{AnalyticsFilter, Breakdown, BucketRow, GroupRow, RequestFilter, StatusFilter};
 
 use crate::domain::Account;
 use crate::secrets::Cipher;

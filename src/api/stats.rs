@@ -1,0 +1,40 @@
+//! `/api/stats` (live counters from the StatsAggregator) and its reset.
+
+use crate::error::ApiError;
+use actix_web::{web, HttpResponse};
+use claudeflare_actors::registry::ResetCounters;
+use claudeflare_actors::stats::{GetStats, ResetStats};
+use claudeflare_actors::store::blocking;
+use claudeflare_actors::Engine;
+use serde::Deserialize;
+use serde_json::json;
+
+/// `GET /api/stats`.
+pub async fn get(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(engine.stats.send(GetStats).await?))
+}
+
+#[derive(Deserialize)]
+pub struct Confirm {
+    confirm: bool,
+}
+
+/// `POST /api/stats/reset {"confirm":true}`: clears the counters and the request
+/// history (payloads included). Asks for the confirmation because it cannot be undone.
+pub async fn reset(
+    engine: web::Data<Engine>,
+    body: web::Json<serde_json::Value>,
+) -> Result<HttpResponse, ApiError> {
+    let body: Confirm = super::from_body(body.into_inner())?;
+    if !body.confirm {
+        return Err(ApiError::BadRequest(
+            "confirm: must be true to delete the request history".into(),
+        ));
+    }
+    let store = engine.store.clone();
+    let deleted = blocking(move || store.clear_history()).await?;
+    engine.stats.send(ResetStats).await?;
+    engine.registry.send(ResetCounters).await?;
+    tracing::info!(deleted, "statistics and request history reset");
+    Ok(HttpResponse::Ok().json(json!({ "reset": true, "deletedRequests": deleted })))
+}
