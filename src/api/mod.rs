@@ -4,6 +4,7 @@
 mod accounts;
 mod analytics;
 pub mod health;
+mod logs;
 pub mod oauth;
 mod requests;
 pub mod settings;
@@ -62,6 +63,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/requests/stream").route(web::get().to(requests::stream)))
             .service(web::resource("/requests/detail").route(web::get().to(requests::detail)))
             .service(web::resource("/requests/{id}").route(web::get().to(requests::one)))
+            .service(web::resource("/logs/history").route(web::get().to(logs::history)))
+            .service(web::resource("/logs/stream").route(web::get().to(logs::stream)))
             .service(web::resource("/stats").route(web::get().to(stats::get)))
             .service(web::resource("/stats/reset").route(web::post().to(stats::reset)))
             .service(web::resource("/analytics").route(web::get().to(analytics::get)))

@@ -520,3 +520,44 @@ async fn every_api_error_is_json() {
         (400, Some("invalid_request"))
     );
 }
+
+#[actix_web::test]
+async fn the_daemons_log_is_served_as_history_and_live() {
+    let app = two_accounts().await;
+    let mut live = app
+        .client
+        .get(app.url("/api/logs/stream"))
+        .send()
+        .await
+        .expect("stream");
+    // A rate limit is logged at WARN (the tests' level).
+    app.mock
+        .script(KEY_A, vec![Behavior::rate_limited(Duration::from_secs(60))]);
+    app.message(BODY).await;
+    let mut text = String::new();
+    while !text.contains("account rate-limited") {
+        let chunk = tokio::time::timeout(Duration::from_secs(5), live.next())
+            .await
+            .expect("log event in time")
+            .expect("open")
+            .expect("chunk");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains("event: log"));
+    let (status, history) = app.get_json("/api/logs/history?limit=1000").await;
+    assert_eq!(status, 200);
+    let events = history.as_array().cloned().unwrap_or_default();
+    let event = events
+        .iter()
+        .rev()
+        .find(|e| e["message"] == "account rate-limited")
+        .expect("in the history");
+    assert_eq!(event["level"], "WARN");
+    assert_eq!(event["fields"]["account"], "alpha");
+    assert!(
+        !history.to_string().contains("secret"),
+        "no credential in the log"
+    );
+    let (status, _) = app.get_json("/api/logs/history?limit=5000").await;
+    assert_eq!(status, 400);
+}
