@@ -35,6 +35,10 @@ use std::time::{Duration, Instant};
 pub const NO_ACCOUNT: &str = "no_account";
 pub const REQUEST_ID_HEADER: &str = "x-claudeflare-request-id";
 pub const ACCOUNT_HEADER: &str = "x-claudeflare-account";
+/// The proxy's own time for this request in milliseconds (3 decimals): everything from
+/// the request's arrival to our response being built, minus the time spent waiting for
+/// the upstream's response headers.
+pub const OVERHEAD_HEADER: &str = "x-claudeflare-overhead-ms";
 
 /// The proxy's settings, fixed at start.
 #[derive(Clone, Debug)]
@@ -74,6 +78,8 @@ struct RequestContext {
     /// `x-claude-code-session-id`, else `metadata.user_id`: the client's session.
     session_key: Option<String>,
     failover_attempts: i32,
+    /// Time spent waiting for upstream response headers, over every attempt.
+    upstream_wait: Duration,
     /// Accounts left out or given up on, for the `pool_exhausted` answer.
     skipped: Vec<Skipped>,
 }
@@ -95,6 +101,7 @@ impl RequestContext {
             meta: RequestMeta::default(),
             session_key: None,
             failover_attempts: 0,
+            upstream_wait: Duration::ZERO,
             skipped: Vec::new(),
         }
     }
@@ -246,7 +253,7 @@ pub async fn proxy(
         let last = i + 1 == total;
         let mut retries = 0u32;
         loop {
-            match attempt(&req, &client, &state, &ctx, &account).await {
+            match attempt(&req, &client, &state, &mut ctx, &account).await {
                 Attempt::Deliver(response) => {
                     return deliver(&req, ctx, state, response, Some(account));
                 }
@@ -390,7 +397,7 @@ async fn attempt(
     req: &HttpRequest,
     client: &awc::Client,
     state: &ProxyState,
-    ctx: &RequestContext,
+    ctx: &mut RequestContext,
     account: &Arc<Account>,
 ) -> Attempt {
     let engine = &state.engine;
@@ -412,7 +419,10 @@ async fn attempt(
             Err(e) => return failed(format!("credential: {e}"), None, false, None),
         };
         let request = upstream_request(client, req, &state.settings, Some(&credential));
-        let response = match request.send_body(ctx.body.clone()).await {
+        let sent = Instant::now();
+        let sending = request.send_body(ctx.body.clone()).await;
+        ctx.upstream_wait += sent.elapsed();
+        let response = match sending {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(account = %account.name, error = %e, "upstream request failed");
@@ -538,22 +548,35 @@ fn deliver(
     let idle = state.settings.idle_timeout;
     let recorder = Recorder::new(state, draft, &content_type, capture);
     let body = RecordingBody::new(response, length, recorder, idle);
+    builder.insert_header((OVERHEAD_HEADER, overhead_value(&ctx)));
     match length {
         Some(n) => builder.body(SizedStream::new(n, body)),
         None => builder.streaming(body),
     }
 }
 
+/// `x-claudeflare-overhead-ms`: the time since the request arrived, minus the upstream
+/// waits, as milliseconds with 3 decimals.
+fn overhead_value(ctx: &RequestContext) -> HeaderValue {
+    let overhead = ctx.started.elapsed().saturating_sub(ctx.upstream_wait);
+    let micros = overhead.as_micros();
+    let text = format!("{}.{:03}", micros / 1000, micros % 1000);
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0.000"))
+}
+
 /// No account is configured: the client's request goes upstream with its own
 /// credential, so the daemon is useful before any account is added.
 async fn forward_unauthenticated(
     req: HttpRequest,
-    ctx: RequestContext,
+    mut ctx: RequestContext,
     state: web::Data<ProxyState>,
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let request = upstream_request(&client, &req, &state.settings, None);
-    match request.send_body(ctx.body.clone()).await {
+    let sent = Instant::now();
+    let sending = request.send_body(ctx.body.clone()).await;
+    ctx.upstream_wait += sent.elapsed();
+    match sending {
         Ok(response) => deliver(&req, ctx, state, response, None),
         Err(e) => {
             let message = format!("upstream unreachable: {e}");

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Overhead benchmark: the mock upstream alone ("direct") against the same mock behind
+# the daemon ("proxy"), with wrk, everything on loopback on this machine.
+#
+#   bench/run.sh                 # 10 s per run
+#   DURATION=5 bench/run.sh      # shorter runs (1..120 s)
+#
+# Environment:
+#   DURATION      seconds per wrk run (default 10, bounded to 1..120)
+#   EVENT_GAP_MS  the mock's gap between SSE events (default 0: the stream in one write)
+#   DAEMON_ARGS   extra flags for `claudeflare serve` (e.g. "--workers 1")
+#   NO_BUILD=1    skip `cargo build --release --bins`
+#   KEEP=1        keep the data directory and the raw wrk outputs (path printed)
+#
+# Prints one markdown table. Runs: c=1 (-t1 -c1), c=64 (-t2 -c64), SSE c=16 (-t2 -c16,
+# "stream":true body). Rows recorded are counted after a graceful stop (SIGTERM, which
+# flushes the request log) and compared with the requests wrk completed through the
+# proxy. A few more rows than completed requests is expected: wrk stops with requests
+# in flight (up to one per connection per run); the daemon still answers and records them.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+DURATION=${DURATION:-10}
+if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || ((DURATION < 1 || DURATION > 120)); then
+    echo "DURATION must be a whole number of seconds in 1..120 (got $DURATION)" >&2
+    exit 2
+fi
+EVENT_GAP_MS=${EVENT_GAP_MS:-0}
+DAEMON_ARGS=${DAEMON_ARGS:-}
+
+for tool in wrk curl python3; do
+    command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool" >&2; exit 2; }
+done
+
+if [[ "${NO_BUILD:-0}" != 1 ]]; then
+    echo "== cargo build --release --bins" >&2
+    cargo build --release --bins >&2
+fi
+BIN="$ROOT/target/release"
+
+WORK=$(mktemp -d /tmp/claudeflare-bench.XXXXXX)
+DATA="$WORK/data"
+mkdir -p "$DATA"
+MOCK_PID=""
+DAEMON_PID=""
+
+cleanup() {
+    local pid
+    for pid in "$DAEMON_PID" "$MOCK_PID"; do
+        if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            # Bounded wait, then force.
+            for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+            kill -9 "$pid" 2>/dev/null || true
+        fi
+    done
+    if [[ "${KEEP:-0}" == 1 ]]; then
+        echo "kept: $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # url: bounded wait until something answers
+    for _ in $(seq 100); do
+        if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing answers at $1" >&2
+    return 1
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+MOCK_PORT=$(free_port)
+PORT=$(free_port)
+
+"$BIN/mock-upstream" "$MOCK_PORT" "$EVENT_GAP_MS" >"$WORK/mock.log" 2>&1 &
+MOCK_PID=$!
+wait_http "http://127.0.0.1:$MOCK_PORT/"
+
+# shellcheck disable=SC2086 # DAEMON_ARGS is split on purpose
+"$BIN/claudeflare" serve --port "$PORT" --host 127.0.0.1 --data-dir "$DATA" \
+    --upstream-url "http://127.0.0.1:$MOCK_PORT" --log-level warn $DAEMON_ARGS \
+    >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+wait_http "http://127.0.0.1:$PORT/"
+
+for name in a b c; do
+    curl -s -o /dev/null -w '' "http://127.0.0.1:$PORT/api/accounts" \
+        -H 'content-type: application/json' \
+        -d "{\"name\":\"$name\",\"apiKey\":\"sk-ant-$name-000000000000000\"}"
+done
+
+BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}'
+STREAM_BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi"}]}'
+lua() { # file body
+    cat >"$1" <<EOF
+wrk.method = "POST"
+wrk.body = '$2'
+wrk.headers["content-type"] = "application/json"
+wrk.headers["anthropic-version"] = "2023-06-01"
+wrk.headers["x-api-key"] = "sk-ant-client-000000000000000"
+EOF
+}
+lua "$WORK/json.lua" "$BODY"
+lua "$WORK/sse.lua" "$STREAM_BODY"
+
+sleep 1
+RSS_IDLE=$(rss_kb "$DAEMON_PID")
+
+# wrk's durations to milliseconds ("123.45us", "1.20ms", "2.00s").
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /m$/) n = n * 60000; else if (v ~ /s$/) n = n * 1000
+        printf "%.3f", n }'
+}
+
+# run NAME THREADS CONNS SCRIPT URL: one wrk run; sets P50 P99 RPS DONE ERRS
+run() {
+    local out="$WORK/wrk-$1.txt"
+    wrk -t"$2" -c"$3" -d"${DURATION}s" --latency -s "$4" "$5/v1/messages" >"$out" 2>&1
+    P50=$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")")
+    P99=$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")")
+    RPS=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' "$out")
+    DONE=$(awk '/ requests in / {print $1}' "$out")
+    ERRS=$(awk '/Non-2xx or 3xx responses:/ {n += $NF} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$out")
+    echo "$1: p50 ${P50} ms, p99 ${P99} ms, ${RPS} req/s, ${DONE} done, ${ERRS} errors" >&2
+}
+
+DIRECT="http://127.0.0.1:$MOCK_PORT"
+PROXY="http://127.0.0.1:$PORT"
+COMPLETED=0
+declare -A R
+
+measure() { # label threads conns script
+    run "direct-$1" "$2" "$3" "$4" "$DIRECT"
+    R[$1,dp50]=$P50 R[$1,dp99]=$P99 R[$1,drps]=$RPS R[$1,derr]=$ERRS
+    run "proxy-$1" "$2" "$3" "$4" "$PROXY"
+    R[$1,pp50]=$P50 R[$1,pp99]=$P99 R[$1,prps]=$RPS R[$1,perr]=$ERRS
+    COMPLETED=$((COMPLETED + DONE))
+}
+
+measure c1 1 1 "$WORK/json.lua"
+
+# The daemon's own figure: x-claudeflare-overhead-ms over sequential keep-alive requests.
+OVERHEAD=$(python3 - "$PORT" "$BODY" <<'EOF'
+import http.client, statistics, sys
+port, body = int(sys.argv[1]), sys.argv[2].encode()
+c = http.client.HTTPConnection("127.0.0.1", port)
+values = []
+n = 2000
+for _ in range(n):
+    c.request("POST", "/v1/messages", body, {"content-type": "application/json", "x-api-key": "sk-ant-client-000000000000000"})
+    r = c.getresponse()
+    r.read()
+    v = r.getheader("x-claudeflare-overhead-ms")
+    if v is not None:
+        values.append(float(v))
+if values:
+    values.sort()
+    print(f"{statistics.median(values):.3f} {values[int(len(values) * 0.99) - 1]:.3f} {n}")
+else:
+    print(f"- - {n}")
+EOF
+)
+read -r OH_P50 OH_P99 OH_N <<<"$OVERHEAD"
+COMPLETED=$((COMPLETED + OH_N))
+
+measure c64 2 64 "$WORK/json.lua"
+RSS_LOADED=$(rss_kb "$DAEMON_PID")
+measure sse16 2 16 "$WORK/sse.lua"
+
+# Graceful stop: the daemon flushes its request log and exits 0.
+kill -TERM "$DAEMON_PID"
+STOP_RC=timeout
+for _ in $(seq 600); do
+    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+        set +e; wait "$DAEMON_PID"; STOP_RC=$?; set -e
+        break
+    fi
+    sleep 0.1
+done
+DAEMON_PID=""
+
+read -r ROWS PAYLOADS <<<"$(python3 - "$DATA/claudeflare.db" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT COUNT(*) FROM requests").fetchone()[0]
+payloads = db.execute("SELECT COUNT(*) FROM request_payloads").fetchone()[0]
+print(rows, payloads)
+EOF
+)"
+
+ratio() { awk -v p="$1" -v d="$2" 'BEGIN { if (d > 0) printf "%.2f", p / d; else print "-" }'; }
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
+
+echo
+echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s per run · mock SSE event gap ${EVENT_GAP_MS} ms${DAEMON_ARGS:+ · daemon flags: $DAEMON_ARGS}"
+echo
+echo "| measure | direct | proxy | proxy/direct |"
+echo "|---|---:|---:|---:|"
+for k in c1 c64 sse16; do
+    case $k in
+        c1) label="JSON c=1" ;;
+        c64) label="JSON c=64" ;;
+        sse16) label="SSE c=16" ;;
+    esac
+    echo "| $label p50 | ${R[$k,dp50]} ms | ${R[$k,pp50]} ms | $(ratio "${R[$k,pp50]}" "${R[$k,dp50]}") |"
+    echo "| $label p99 | ${R[$k,dp99]} ms | ${R[$k,pp99]} ms | $(ratio "${R[$k,pp99]}" "${R[$k,dp99]}") |"
+    echo "| $label req/s | ${R[$k,drps]} | ${R[$k,prps]} | $(ratio "${R[$k,prps]}" "${R[$k,drps]}") |"
+    echo "| $label non-2xx + socket errors | ${R[$k,derr]} | ${R[$k,perr]} | |"
+done
+echo "| p50 added at c=1 (proxy − direct) | | $(awk -v p="${R[c1,pp50]}" -v d="${R[c1,dp50]}" 'BEGIN {printf "%.3f ms", p - d}') | |"
+echo "| x-claudeflare-overhead-ms p50 / p99 (${OH_N} sequential requests) | | ${OH_P50} / ${OH_P99} ms | |"
+echo "| daemon RSS idle | | $(mb "$RSS_IDLE") | |"
+echo "| daemon RSS after c=64 | | $(mb "$RSS_LOADED") | |"
+echo "| rows recorded / requests completed | | ${ROWS} / ${COMPLETED} | |"
+echo "| payload rows | | ${PAYLOADS} | |"
+echo "| daemon exit code after SIGTERM | | ${STOP_RC} | |"
