@@ -88,6 +88,21 @@ impl From<actix::MailboxError> for ApiError {
     }
 }
 
+/// The management API's error body, for the OpenAPI document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable kind (`invalid_request`, `not_found`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What went wrong, naming the field at fault.
+    pub message: String,
+}
+
 /// An error body in Anthropic's shape, for answers the proxy makes itself.
 pub fn anthropic_error(status: StatusCode, kind: &str, message: &str) -> HttpResponse {
     HttpResponse::build(status).json(json!({

@@ -17,6 +17,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 use tracing_actix_web::TracingLogger;
 
+/// The page served at `/` until the dashboard lands.
+const INDEX_HTML: &str = include_str!("../static/index.html");
+
 /// Failures that stop the daemon from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -39,9 +42,6 @@ pub struct Application {
     server: Server,
     engine: Engine,
 }
-
-/// The page served at `/` until the dashboard lands.
-const INDEX_HTML: &str = include_str!("../static/index.html");
 
 impl Application {
     /// Builds the daemon from its settings. Must run inside an actix System.
@@ -119,6 +119,7 @@ impl Application {
         let mut public_config = config.clone();
         public_config.secret_key = None;
         let public_config = web::Data::new(public_config);
+        let api_document = web::Data::new(api::ApiDocument::new(&api::openapi_document()));
         let oauth_flows = web::Data::new(api::oauth::OAuthFlows::new(
             config.oauth_endpoints(),
             config.oauth_pending_ttl_ms as i64,
@@ -133,11 +134,16 @@ impl Application {
                 .app_data(engine_data.clone())
                 .app_data(config_file.clone())
                 .app_data(oauth_flows.clone())
+                .app_data(api_document.clone())
                 .app_data(started_at.clone())
                 .app_data(retention.clone())
                 .app_data(public_config.clone())
                 .app_data(web::Data::new(client))
-                .configure(api::configure)
+                .configure(|cfg| {
+                    api::configure(&mut utoipa_actix_web::service_config::ServiceConfig::new(
+                        cfg,
+                    ))
+                })
                 .route("/v1/{tail:.*}", web::route().to(proxy::proxy))
                 .route("/", web::get().to(index))
                 .default_service(web::to(not_found))

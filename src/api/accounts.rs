@@ -1,7 +1,7 @@
 //! `/api/accounts`: list, add (API keys), remove, pause and resume.
 
 use crate::error::ApiError;
-use actix_web::{web, HttpResponse};
+use actix_web::{delete, get, post, web, HttpResponse};
 use claudeflare_actors::clock::now_ms;
 use claudeflare_actors::domain::{Secret, TIERS};
 use claudeflare_actors::oauth::TokenSet;
@@ -11,6 +11,8 @@ use claudeflare_actors::registry::{
 use claudeflare_actors::Engine;
 use serde::Deserialize;
 
+#[utoipa::path(get, path = "/accounts", summary = "List accounts (credentials never shown, only a hint)", responses((status = 200, description = "The accounts", body = Object)))]
+#[get("/accounts")]
 pub async fn list(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let now = now_ms();
     let accounts: Vec<_> = engine
@@ -25,7 +27,7 @@ pub async fn list(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
 
 /// The body of `POST /api/accounts`: an API key, or existing OAuth tokens to import
 /// (a subscription account without the browser step).
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewAccount {
     name: String,
@@ -89,6 +91,8 @@ pub(crate) fn validate_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
+#[utoipa::path(post, path = "/accounts", summary = "Add an account: an API key, or OAuth tokens to import", request_body = NewAccount, responses((status = 201, description = "The new account", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody), (status = 409, description = "Name already taken", body = crate::error::ErrorBody)))]
+#[post("/accounts")]
 pub async fn add(
     engine: web::Data<Engine>,
     body: web::Json<serde_json::Value>,
@@ -133,6 +137,8 @@ pub async fn add(
     Ok(HttpResponse::Created().json(account.summary(now_ms(), false)))
 }
 
+#[utoipa::path(delete, path = "/accounts/{id}", summary = "Remove an account (its history stays)", params(("id" = String, Path, description = "Account id or name")), responses((status = 200, description = "Removed", body = Object), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[delete("/accounts/{id}")]
 pub async fn remove(
     engine: web::Data<Engine>,
     id: web::Path<String>,
@@ -163,6 +169,8 @@ async fn change(
     Ok(HttpResponse::Ok().json(account.summary(now_ms(), false)))
 }
 
+#[utoipa::path(post, path = "/accounts/{id}/pause", summary = "Take an account out of rotation", params(("id" = String, Path, description = "Account id or name")), responses((status = 200, description = "The account", body = Object), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[post("/accounts/{id}/pause")]
 pub async fn pause(
     engine: web::Data<Engine>,
     id: web::Path<String>,
@@ -170,6 +178,8 @@ pub async fn pause(
     change(&engine, id.into_inner(), AccountChange::Pause).await
 }
 
+#[utoipa::path(post, path = "/accounts/{id}/resume", summary = "Put an account back in rotation (clears a refused-credential mark)", params(("id" = String, Path, description = "Account id or name")), responses((status = 200, description = "The account", body = Object), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[post("/accounts/{id}/resume")]
 pub async fn resume(
     engine: web::Data<Engine>,
     id: web::Path<String>,
@@ -177,12 +187,12 @@ pub async fn resume(
     change(&engine, id.into_inner(), AccountChange::Resume).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct TierBody {
     tier: i32,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct PriorityBody {
     priority: i32,
 }
@@ -206,7 +216,9 @@ pub(crate) fn check_priority(priority: i32) -> Result<i32, ApiError> {
 }
 
 /// `POST /api/accounts/{id}/tier {"tier"}`.
-pub async fn tier(
+#[utoipa::path(post, path = "/accounts/{id}/tier", summary = "Set the tier (1, 5 or 20)", params(("id" = String, Path, description = "Account id or name")), request_body = TierBody, responses((status = 200, description = "The account", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[post("/accounts/{id}/tier")]
+pub async fn set_tier(
     engine: web::Data<Engine>,
     id: web::Path<String>,
     body: web::Json<serde_json::Value>,
@@ -217,7 +229,9 @@ pub async fn tier(
 }
 
 /// `POST /api/accounts/{id}/priority {"priority"}`.
-pub async fn priority(
+#[utoipa::path(post, path = "/accounts/{id}/priority", summary = "Set the priority (0-100, lower first)", params(("id" = String, Path, description = "Account id or name")), request_body = PriorityBody, responses((status = 200, description = "The account", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[post("/accounts/{id}/priority")]
+pub async fn set_priority(
     engine: web::Data<Engine>,
     id: web::Path<String>,
     body: web::Json<serde_json::Value>,
@@ -242,6 +256,8 @@ async fn find(
 }
 
 /// `GET /api/accounts/{id or name}`.
+#[utoipa::path(get, path = "/accounts/{id}", summary = "One account", params(("id" = String, Path, description = "Account id or name")), responses((status = 200, description = "The account", body = Object), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[get("/accounts/{id}")]
 pub async fn one(
     engine: web::Data<Engine>,
     id: web::Path<String>,
@@ -250,12 +266,14 @@ pub async fn one(
     Ok(HttpResponse::Ok().json(account.summary(now_ms(), active)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RenameBody {
     name: String,
 }
 
 /// `POST /api/accounts/{id}/rename {"name"}`.
+#[utoipa::path(post, path = "/accounts/{id}/rename", summary = "Rename an account", params(("id" = String, Path, description = "Account id or name")), request_body = RenameBody, responses((status = 200, description = "The account", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody), (status = 404, description = "No such account", body = crate::error::ErrorBody), (status = 409, description = "Name already taken", body = crate::error::ErrorBody)))]
+#[post("/accounts/{id}/rename")]
 pub async fn rename(
     engine: web::Data<Engine>,
     id: web::Path<String>,
@@ -267,6 +285,8 @@ pub async fn rename(
 }
 
 /// `POST /api/accounts/{id}/reset-rate-limit`: back into rotation now.
+#[utoipa::path(post, path = "/accounts/{id}/reset-rate-limit", summary = "Clear a rate-limit bench, cooldown or refresh backoff now", params(("id" = String, Path, description = "Account id or name")), responses((status = 200, description = "The account", body = Object), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[post("/accounts/{id}/reset-rate-limit")]
 pub async fn reset_rate_limit(
     engine: web::Data<Engine>,
     id: web::Path<String>,

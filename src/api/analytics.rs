@@ -1,7 +1,7 @@
 //! `GET /api/analytics`: time series and breakdowns over a range, aggregated in SQL.
 
 use crate::error::ApiError;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
 use claudeflare_actors::store::{blocking, AnalyticsFilter, Breakdown, GroupRow, StatusFilter};
 use claudeflare_actors::Engine;
@@ -125,6 +125,8 @@ fn series(
 }
 
 /// `GET /api/analytics?range=1h|6h|24h|7d|30d&accounts=&models=&status=all|success|error&mode=normal|cumulative&modelBreakdown=true`.
+#[utoipa::path(get, path = "/analytics", summary = "Time series and breakdowns over a range, aggregated in SQL", params(("range" = Option<String>, Query, description = "1h, 6h, 24h (default), 7d or 30d"), ("accounts" = Option<String>, Query, description = "Comma-separated account names or ids"), ("models" = Option<String>, Query, description = "Comma-separated model ids"), ("status" = Option<String>, Query, description = "all, success, error or a status code"), ("mode" = Option<String>, Query, description = "normal or cumulative"), ("modelBreakdown" = Option<bool>, Query, description = "Add a series per model")), responses((status = 200, description = "The analytics", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
+#[get("/analytics")]
 pub async fn get(
     engine: web::Data<Engine>,
     query: web::Query<AnalyticsQuery>,

@@ -1,7 +1,7 @@
 //! `GET /health`: whether the daemon can serve, and the pool at a glance.
 
 use crate::error::ApiError;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
 use claudeflare_actors::domain::Unavailable;
 use claudeflare_actors::registry::ListAccounts;
@@ -65,6 +65,8 @@ pub async fn pool(engine: &Engine) -> Result<Pool, ApiError> {
 }
 
 /// 200 when at least one account can serve (or none is configured), 503 otherwise.
+#[utoipa::path(get, path = "/health", summary = "Whether the daemon can serve, and the pool at a glance", responses((status = 200, description = "At least one account can serve, or none is configured", body = Object), (status = 503, description = "Accounts exist but none can serve", body = Object)))]
+#[get("/health")]
 pub async fn health(
     engine: web::Data<Engine>,
     started: web::Data<StartedAt>,

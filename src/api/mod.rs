@@ -16,74 +16,141 @@ use actix_web::dev::ServiceResponse;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
 use actix_web::http::{header, StatusCode};
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use claudeflare_actors::Engine;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{scope, AppExt};
 
 /// Largest JSON body the management API accepts.
 const API_JSON_LIMIT: usize = 64 * 1024;
 
-/// Registers the management routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// Registers the management routes. Every route is an annotated handler, so the
+/// OpenAPI document is collected from exactly what is served.
+pub fn configure(cfg: &mut ServiceConfig) {
     cfg.app_data(
         web::JsonConfig::default()
             .limit(API_JSON_LIMIT)
             .error_handler(json_error),
     )
     .app_data(web::QueryConfig::default().error_handler(query_error))
-    .route("/health", web::get().to(health::health))
-    .route("/metrics", web::get().to(metrics))
+    .service(health::health)
+    .service(metrics)
     .service(
-        web::scope("/api")
+        scope::scope("/api")
             .wrap(ErrorHandlers::new().default_handler(json_for_bare_errors))
-            .service(
-                web::resource("/accounts")
-                    .route(web::get().to(accounts::list))
-                    .route(web::post().to(accounts::add)),
-            )
-            .service(
-                web::resource("/accounts/{id}")
-                    .route(web::get().to(accounts::one))
-                    .route(web::delete().to(accounts::remove)),
-            )
-            .service(web::resource("/accounts/{id}/pause").route(web::post().to(accounts::pause)))
-            .service(web::resource("/accounts/{id}/resume").route(web::post().to(accounts::resume)))
-            .service(web::resource("/accounts/{id}/rename").route(web::post().to(accounts::rename)))
-            .service(
-                web::resource("/accounts/{id}/reset-rate-limit")
-                    .route(web::post().to(accounts::reset_rate_limit)),
-            )
-            .service(web::resource("/accounts/{id}/reauth").route(web::post().to(oauth::reauth)))
-            .service(web::resource("/accounts/{id}/tier").route(web::post().to(accounts::tier)))
-            .service(
-                web::resource("/accounts/{id}/priority").route(web::post().to(accounts::priority)),
-            )
-            .service(web::resource("/oauth/init").route(web::post().to(oauth::init)))
-            .service(web::resource("/oauth/callback").route(web::post().to(oauth::callback)))
-            .service(web::resource("/requests").route(web::get().to(requests::list)))
-            .service(web::resource("/requests/stream").route(web::get().to(requests::stream)))
-            .service(web::resource("/requests/detail").route(web::get().to(requests::detail)))
-            .service(web::resource("/requests/{id}").route(web::get().to(requests::one)))
-            .service(web::resource("/logs/history").route(web::get().to(logs::history)))
-            .service(web::resource("/logs/stream").route(web::get().to(logs::stream)))
-            .service(web::resource("/stats").route(web::get().to(stats::get)))
-            .service(web::resource("/stats/reset").route(web::post().to(stats::reset)))
-            .service(web::resource("/analytics").route(web::get().to(analytics::get)))
-            .service(web::resource("/strategies").route(web::get().to(strategy::list)))
-            .service(web::resource("/config").route(web::get().to(settings::get)))
-            .service(
-                web::resource("/config/strategy")
-                    .route(web::get().to(strategy::current))
-                    .route(web::post().to(strategy::set)),
-            )
-            .service(
-                web::resource("/config/retention")
-                    .route(web::get().to(settings::get_retention))
-                    .route(web::post().to(settings::set_retention)),
-            )
-            .service(web::resource("/maintenance/cleanup").route(web::post().to(settings::cleanup)))
-            .service(web::resource("/maintenance/compact").route(web::post().to(settings::compact)))
+            .service(openapi_json)
+            .service(accounts::list)
+            .service(accounts::add)
+            .service(accounts::one)
+            .service(accounts::remove)
+            .service(accounts::pause)
+            .service(accounts::resume)
+            .service(accounts::rename)
+            .service(accounts::reset_rate_limit)
+            .service(accounts::set_tier)
+            .service(accounts::set_priority)
+            .service(oauth::start_reauth)
+            .service(oauth::init)
+            .service(oauth::callback)
+            .service(requests::list)
+            .service(requests::live)
+            .service(requests::detail)
+            .service(requests::one)
+            .service(logs::history)
+            .service(logs::live)
+            .service(stats::get)
+            .service(stats::reset)
+            .service(analytics::get)
+            .service(strategy::list)
+            .service(settings::get)
+            .service(strategy::current)
+            .service(strategy::set)
+            .service(settings::get_retention)
+            .service(settings::set_retention)
+            .service(settings::cleanup)
+            .service(settings::compact)
             .default_service(web::to(api_not_found)),
     );
+}
+
+/// The OpenAPI document of the routes above, built once at start.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = actix_web::App::new()
+        .into_utoipa_app()
+        .configure(configure)
+        .split_for_parts();
+    doc.info.title = "Claudeflare management API".into();
+    doc.info.version = env!("CARGO_PKG_VERSION").into();
+    doc.info.description = Some(
+        "Accounts, request history, analytics, live streams, configuration and metrics \
+         of the claudeflare daemon. The proxy itself is every /v1/* path, forwarded as is."
+            .into(),
+    );
+    doc
+}
+
+/// The document as served, with the route table the 405 answers are made from.
+pub struct ApiDocument {
+    pub json: String,
+    /// (path template, methods) of every documented route.
+    routes: Vec<(String, Vec<String>)>,
+}
+
+impl ApiDocument {
+    pub fn new(doc: &utoipa::openapi::OpenApi) -> ApiDocument {
+        let routes = doc
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let value = serde_json::to_value(item).unwrap_or_default();
+                let methods = value
+                    .as_object()
+                    .map(|o| {
+                        o.keys()
+                            .filter(|k| {
+                                matches!(k.as_str(), "get" | "post" | "put" | "delete" | "patch")
+                            })
+                            .map(|k| k.to_uppercase())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                (path.clone(), methods)
+            })
+            .collect();
+        ApiDocument {
+            json: doc.to_json().unwrap_or_default(),
+            routes,
+        }
+    }
+
+    /// The methods documented for a concrete path (`{x}` segments match anything).
+    fn methods_for(&self, path: &str) -> Vec<String> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let mut methods: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|(template, _)| {
+                let t: Vec<&str> = template.split('/').collect();
+                t.len() == parts.len()
+                    && t.iter()
+                        .zip(&parts)
+                        .all(|(a, b)| (a.starts_with('{') && a.ends_with('}')) || a == b)
+            })
+            .flat_map(|(_, m)| m.iter().cloned())
+            .collect();
+        methods.sort();
+        methods.dedup();
+        methods
+    }
+}
+
+#[utoipa::path(get, path = "/openapi.json", summary = "This document (OpenAPI 3)", responses((status = 200, description = "The OpenAPI document", body = Object)))]
+#[get("/openapi.json")]
+async fn openapi_json(doc: web::Data<ApiDocument>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(doc.json.clone())
 }
 
 /// Turns actix's bare error answers (405 for a wrong method, 404, ...) into the
@@ -128,6 +195,8 @@ fn json_for_bare_errors<B: actix_web::body::MessageBody + 'static>(
 }
 
 /// `GET /metrics`: Prometheus text format; account-state gauges are read now.
+#[utoipa::path(get, path = "/metrics", summary = "Prometheus metrics", responses((status = 200, description = "OpenMetrics text")))]
+#[get("/metrics")]
 async fn metrics(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let pool = health::pool(&engine).await?;
     let m = &engine.metrics;
@@ -182,10 +251,21 @@ fn query_error(err: QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
     ApiError::BadRequest(format!("invalid query: {err}")).into()
 }
 
-async fn api_not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "no such endpoint: {} {}",
-        req.method(),
-        req.path()
-    )))
+/// No route matched: 405 (with `Allow`) when the path exists for other methods,
+/// else 404.
+async fn api_not_found(req: HttpRequest, doc: web::Data<ApiDocument>) -> HttpResponse {
+    let methods = doc.methods_for(req.path());
+    if methods.is_empty() {
+        return actix_web::ResponseError::error_response(&ApiError::NotFound(format!(
+            "no such endpoint: {} {}",
+            req.method(),
+            req.path()
+        )));
+    }
+    HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, methods.join(", ")))
+        .json(serde_json::json!({"error": {
+            "type": "method_not_allowed",
+            "message": format!("{} is not allowed on {}; use {}", req.method(), req.path(), methods.join(", ")),
+        }}))
 }

@@ -4,7 +4,7 @@
 
 use super::accounts::{check_priority, check_tier, validate_name};
 use crate::error::ApiError;
-use actix_web::{web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
 use claudeflare_actors::domain::{AccountKind, Secret};
 use claudeflare_actors::oauth::{self, OAuthEndpoints, Pkce, TokenError};
@@ -19,7 +19,7 @@ use std::sync::Mutex;
 /// Most sign-ins waiting for their code at once.
 const MAX_PENDING: usize = 256;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// A Pro/Max subscription: the account keeps OAuth tokens.
@@ -115,7 +115,7 @@ fn blank(name: String, mode: Mode, tier: i32, priority: i32, reauth: Option<Stri
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InitBody {
     name: String,
@@ -126,6 +126,8 @@ pub struct InitBody {
 
 /// `POST /api/oauth/init {"name","mode":"max"|"console","tier"?}` →
 /// `{"authUrl","sessionId","expiresAt"}`.
+#[utoipa::path(post, path = "/oauth/init", summary = "Start an OAuth sign-in (PKCE)", request_body = InitBody, responses((status = 200, description = "authUrl, sessionId, expiresAt", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody), (status = 409, description = "Name already taken", body = crate::error::ErrorBody)))]
+#[post("/oauth/init")]
 pub async fn init(
     engine: web::Data<Engine>,
     flows: web::Data<OAuthFlows>,
@@ -147,14 +149,16 @@ pub async fn init(
     })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 pub struct ReauthBody {
     mode: Option<Mode>,
 }
 
 /// `POST /api/accounts/{id}/reauth {"mode"?}`: the same flow for an existing account,
 /// which keeps its id, statistics and settings.
-pub async fn reauth(
+#[utoipa::path(post, path = "/accounts/{id}/reauth", summary = "Start a new sign-in for an existing account", params(("id" = String, Path, description = "Account id or name")), request_body(content = Option<ReauthBody>), responses((status = 200, description = "authUrl, sessionId, expiresAt", body = Object), (status = 404, description = "No such account", body = crate::error::ErrorBody)))]
+#[post("/accounts/{id}/reauth")]
+pub async fn start_reauth(
     engine: web::Data<Engine>,
     flows: web::Data<OAuthFlows>,
     id: web::Path<String>,
@@ -189,7 +193,7 @@ pub async fn reauth(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CallbackBody {
     session_id: String,
@@ -207,6 +211,8 @@ fn token_error(what: &str, e: TokenError) -> ApiError {
 
 /// `POST /api/oauth/callback {"sessionId","code"}`: exchanges the pasted
 /// `CODE#STATE` and creates (or re-authenticates) the account.
+#[utoipa::path(post, path = "/oauth/callback", summary = "Finish a sign-in with the pasted CODE#STATE", request_body = CallbackBody, responses((status = 200, description = "The re-authenticated account", body = Object), (status = 201, description = "The new account", body = Object), (status = 400, description = "Unknown or expired sign-in, state mismatch, or the token endpoint refused (quoted)", body = crate::error::ErrorBody), (status = 502, description = "The token endpoint could not be reached", body = crate::error::ErrorBody)))]
+#[post("/oauth/callback")]
 pub async fn callback(
     engine: web::Data<Engine>,
     flows: web::Data<OAuthFlows>,

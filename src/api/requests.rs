@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use actix_web::web::Bytes;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use claudeflare_actors::clock::iso;
 use claudeflare_actors::stats::{RequestEvent, SubscribeRequests};
 use claudeflare_actors::store::{
@@ -28,7 +28,7 @@ pub struct ListQuery {
 }
 
 /// One row of `/api/requests`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestRow {
     id: String,
@@ -104,6 +104,8 @@ fn non_empty(v: &Option<String>) -> Option<String> {
 
 /// `GET /api/requests?limit&before&account&model&status`: newest first. Page with
 /// `before=<the last row's id>`.
+#[utoipa::path(get, path = "/requests", summary = "The request history, newest first; page with before=<last id>", params(("limit" = Option<i64>, Query, description = "1-1000, default 50"), ("before" = Option<String>, Query, description = "Only requests older than this request id"), ("account" = Option<String>, Query, description = "Account id or name"), ("model" = Option<String>, Query), ("status" = Option<String>, Query, description = "success, error or a status code")), responses((status = 200, description = "Rows", body = [RequestRow]), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
+#[get("/requests")]
 pub async fn list(
     engine: web::Data<Engine>,
     query: web::Query<ListQuery>,
@@ -198,6 +200,8 @@ fn with_payload(record: RequestRecord, payload: Option<&RequestPayload>) -> Valu
 }
 
 /// `GET /api/requests/{id}`: one request with its payload.
+#[utoipa::path(get, path = "/requests/{id}", summary = "One request with its payload (bodies decoded)", params(("id" = String, Path, description = "Request id")), responses((status = 200, description = "The request", body = Object), (status = 404, description = "No such request", body = crate::error::ErrorBody)))]
+#[get("/requests/{id}")]
 pub async fn one(
     engine: web::Data<Engine>,
     id: web::Path<String>,
@@ -217,6 +221,8 @@ pub struct DetailQuery {
 }
 
 /// `GET /api/requests/detail?limit`: the newest requests with their payloads.
+#[utoipa::path(get, path = "/requests/detail", summary = "The newest requests with their payloads", params(("limit" = Option<i64>, Query, description = "1-100, default 20")), responses((status = 200, description = "Requests", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
+#[get("/requests/detail")]
 pub async fn detail(
     engine: web::Data<Engine>,
     query: web::Query<DetailQuery>,
@@ -289,7 +295,9 @@ where
 
 /// `GET /api/requests/stream`: an SSE event `request` with the row each time a
 /// request finishes.
-pub async fn stream(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/requests/stream", summary = "Finished requests as server-sent events (`request`)", responses((status = 200, description = "text/event-stream")))]
+#[get("/requests/stream")]
+pub async fn live(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let rx = engine.stats.send(SubscribeRequests).await?;
     Ok(sse_response(rx, |event| match event {
         RequestEvent::Finished(record) => {

@@ -3,7 +3,7 @@
 
 use crate::config::{save_settings, Config};
 use crate::error::ApiError;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use claudeflare_actors::clock::now_ms;
 use claudeflare_actors::selector::CurrentStrategy;
 use claudeflare_actors::store::{blocking, Store};
@@ -55,6 +55,8 @@ pub async fn run_retention(
 }
 
 /// `GET /api/config`: the settings in force, secrets left out.
+#[utoipa::path(get, path = "/config", summary = "The settings in force (no secrets)", responses((status = 200, description = "Settings", body = Object)))]
+#[get("/config")]
 pub async fn get(
     engine: web::Data<Engine>,
     config: web::Data<Config>,
@@ -89,12 +91,14 @@ pub async fn get(
 }
 
 /// `GET /api/config/retention`.
+#[utoipa::path(get, path = "/config/retention", summary = "How long history is kept", responses((status = 200, description = "payloadDays, requestDays", body = Object)))]
+#[get("/config/retention")]
 pub async fn get_retention(retention: web::Data<Arc<Retention>>) -> HttpResponse {
     let (payload_days, request_days) = retention.days();
     HttpResponse::Ok().json(json!({"payloadDays": payload_days, "requestDays": request_days}))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RetentionBody {
     payload_days: Option<u32>,
@@ -103,6 +107,8 @@ pub struct RetentionBody {
 
 /// `POST /api/config/retention {"payloadDays","requestDays"}` (each optional, 1 to
 /// 3650 days); saved to the config file.
+#[utoipa::path(post, path = "/config/retention", summary = "Change retention (saved to the config file)", request_body = RetentionBody, responses((status = 200, description = "payloadDays, requestDays", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
+#[post("/config/retention")]
 pub async fn set_retention(
     retention: web::Data<Arc<Retention>>,
     config: web::Data<Config>,
@@ -148,6 +154,8 @@ pub async fn set_retention(
 }
 
 /// `POST /api/maintenance/cleanup`: applies retention now.
+#[utoipa::path(post, path = "/maintenance/cleanup", summary = "Apply retention now", responses((status = 200, description = "deletedPayloads, deletedRequests", body = Object)))]
+#[post("/maintenance/cleanup")]
 pub async fn cleanup(
     engine: web::Data<Engine>,
     retention: web::Data<Arc<Retention>>,
@@ -157,6 +165,8 @@ pub async fn cleanup(
 }
 
 /// `POST /api/maintenance/compact`: reclaims free space in the database file.
+#[utoipa::path(post, path = "/maintenance/compact", summary = "Reclaim free space in the database", responses((status = 200, description = "compacted", body = Object)))]
+#[post("/maintenance/compact")]
 pub async fn compact(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let store = engine.store.clone();
     blocking(move || store.compact()).await?;

@@ -2,7 +2,7 @@
 
 use crate::config::save_strategy;
 use crate::error::ApiError;
-use actix_web::{web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use claudeflare_actors::selector::{CurrentStrategy, SetStrategy};
 use claudeflare_actors::strategies::STRATEGIES;
 use claudeflare_actors::Engine;
@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub struct ConfigFile(pub PathBuf);
 
 /// `GET /api/strategies`.
+#[utoipa::path(get, path = "/strategies", summary = "The strategies and what each is for", responses((status = 200, description = "name, description", body = Object)))]
+#[get("/strategies")]
 pub async fn list() -> HttpResponse {
     let all: Vec<_> = STRATEGIES
         .iter()
@@ -23,18 +25,22 @@ pub async fn list() -> HttpResponse {
 }
 
 /// `GET /api/config/strategy`.
+#[utoipa::path(get, path = "/config/strategy", summary = "The active strategy", responses((status = 200, description = "strategy", body = Object)))]
+#[get("/config/strategy")]
 pub async fn current(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let strategy = engine.selector.send(CurrentStrategy).await?;
     Ok(HttpResponse::Ok().json(json!({ "strategy": strategy })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct StrategyBody {
     strategy: String,
 }
 
 /// `POST /api/config/strategy {"strategy"}`: switches at once and saves the choice to
 /// the config file, so that it survives a restart and the other faces see it.
+#[utoipa::path(post, path = "/config/strategy", summary = "Switch the strategy live (saved to the config file)", request_body = StrategyBody, responses((status = 200, description = "strategy", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
+#[post("/config/strategy")]
 pub async fn set(
     engine: web::Data<Engine>,
     file: web::Data<ConfigFile>,

@@ -9,6 +9,7 @@ mod management;
 mod mock;
 mod mock_oauth;
 mod oauth;
+mod openapi;
 mod overhead;
 mod records;
 mod serve_binary;

@@ -414,8 +414,19 @@ async fn credentials_are_encrypted_at_rest() {
     assert_eq!(app.message(BODY).await.status, 200);
     let (mock, tokens, dir) = app.stop_keeping().await;
 
-    for entry in std::fs::read_dir(dir.path()).expect("dir") {
-        let path = entry.expect("entry").path();
+    // Every file the daemon wrote, logs included.
+    let mut files = vec![dir.path().to_path_buf()];
+    let mut checked = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(
+                std::fs::read_dir(&path)
+                    .expect("dir")
+                    .map(|e| e.expect("entry").path()),
+            );
+            continue;
+        }
+        checked.push(path.clone());
         let bytes = std::fs::read(&path).expect("read");
         assert!(
             !String::from_utf8_lossy(&bytes).contains("SECRETMARK"),
