@@ -17,9 +17,6 @@ use std::net::TcpListener;
 use std::time::Duration;
 use tracing_actix_web::TracingLogger;
 
-/// The page served at `/` until the dashboard lands.
-const INDEX_HTML: &str = include_str!("../static/index.html");
-
 /// Failures that stop the daemon from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -145,7 +142,7 @@ impl Application {
                     ))
                 })
                 .route("/v1/{tail:.*}", web::route().to(proxy::proxy))
-                .route("/", web::get().to(index))
+                .configure(crate::dashboard::configure)
                 .default_service(web::to(not_found))
         })
         .disable_signals()
@@ -267,12 +264,6 @@ async fn watch_strategy(
             Err(_) => return,
         }
     }
-}
-
-async fn index() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(INDEX_HTML)
 }
 
 async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

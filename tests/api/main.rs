@@ -2,6 +2,7 @@
 //! One test binary, so the suite links once.
 
 mod accounts_api;
+mod dashboard;
 mod failover;
 mod forwarding;
 mod helpers;
