@@ -1,5 +1,6 @@
 //! The `claudeflare` command line.
 
+use crate::client::{print_table, ApiClient};
 use crate::config::{Config, LogFormat, Overrides};
 use crate::startup::Application;
 use crate::telemetry;
@@ -12,6 +13,25 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "claudeflare", version, about)]
 pub struct Cli {
+    /// The running daemon, for client commands
+    #[arg(
+        long,
+        global = true,
+        env = "CLAUDEFLARE_SERVER",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub server: String,
+    /// An admin key, when access control is on
+    #[arg(
+        long,
+        global = true,
+        env = "CLAUDEFLARE_API_KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
+    /// Print JSON instead of tables
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -20,6 +40,33 @@ pub struct Cli {
 pub enum Command {
     /// Run the daemon.
     Serve(ServeArgs),
+    /// Keys the daemon issues to its clients (access control).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysAction {
+    /// Issue a key; it is printed once and stored only as a hash.
+    Create {
+        name: String,
+        #[arg(long, value_parser = ["proxy", "admin"], default_value = "proxy")]
+        role: String,
+        /// Work on the database in this data directory directly, with no daemon
+        /// running (to make the first admin key before exposing the daemon)
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List keys (never the keys themselves).
+    List,
+    /// Disable a key (it gets 401 from then on).
+    Disable { id: String },
+    /// Enable a disabled key.
+    Enable { id: String },
+    /// Delete a key.
+    Delete { id: String },
 }
 
 /// Flags of `serve`. Each also reads `CLAUDEFLARE_<NAME>` and the config file; a flag wins.
@@ -70,6 +117,10 @@ pub struct ServeArgs {
     /// HTTP worker threads, 0 for one per core [env: CLAUDEFLARE_WORKERS]
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Listen beyond loopback with no key; anyone who can reach the port can use
+    /// every account [env: CLAUDEFLARE_INSECURE_NO_AUTH]
+    #[arg(long)]
+    pub insecure_no_auth: bool,
 }
 
 impl ServeArgs {
@@ -89,6 +140,7 @@ impl ServeArgs {
             stream_idle_timeout_ms: self.stream_idle_timeout_ms,
             shutdown_timeout_ms: self.shutdown_timeout_ms,
             workers: self.workers,
+            insecure_no_auth: self.insecure_no_auth.then_some(true),
         }
     }
 }
@@ -96,8 +148,123 @@ impl ServeArgs {
 /// Parses the command line and runs it; the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => serve(&args),
+    match &cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Keys { action } => keys(&cli, action),
+    }
+}
+
+/// Prints a failure as one line and returns its exit code.
+fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("claudeflare: {message}");
+    ExitCode::from(code)
+}
+
+fn keys(cli: &Cli, action: &KeysAction) -> ExitCode {
+    if let KeysAction::Create {
+        name,
+        role,
+        data_dir: Some(dir),
+    } = action
+    {
+        return create_key_offline(cli, name, role, dir);
+    }
+    let client_action = |api: ApiClient| async move {
+        match action {
+            KeysAction::Create { name, role, .. } => {
+                let body = serde_json::json!({"name": name, "role": role});
+                api.call("POST", "/api/keys", Some(body)).await
+            }
+            KeysAction::List => api.call("GET", "/api/keys", None).await,
+            KeysAction::Disable { id } => {
+                api.call("POST", &format!("/api/keys/{id}/disable"), None)
+                    .await
+            }
+            KeysAction::Enable { id } => {
+                api.call("POST", &format!("/api/keys/{id}/enable"), None)
+                    .await
+            }
+            KeysAction::Delete { id } => api.call("DELETE", &format!("/api/keys/{id}"), None).await,
+        }
+    };
+    let server = cli.server.clone();
+    let key = cli.api_key.clone();
+    let result = actix_web::rt::System::new()
+        .block_on(async move { client_action(ApiClient::new(&server, key)).await });
+    match result {
+        Err(e) => fail(&e, e.exit_code()),
+        Ok(v) if cli.json => {
+            println!("{v}");
+            ExitCode::SUCCESS
+        }
+        Ok(v) => {
+            match action {
+                KeysAction::Create { .. } => print_new_key(&v),
+                KeysAction::List => {
+                    let rows: Vec<Vec<String>> = v
+                        .as_array()
+                        .map(|l| {
+                            l.iter()
+                                .map(|k| {
+                                    ["name", "role", "enabled", "requestCount", "lastUsed", "id"]
+                                        .iter()
+                                        .map(|f| match &k[*f] {
+                                            serde_json::Value::String(s) => s.clone(),
+                                            serde_json::Value::Null => "-".into(),
+                                            other => other.to_string(),
+                                        })
+                                        .collect()
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    print_table(
+                        &["NAME", "ROLE", "ENABLED", "REQUESTS", "LAST USED", "ID"],
+                        &rows,
+                    );
+                }
+                _ => println!("ok"),
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn print_new_key(v: &serde_json::Value) {
+    println!("{}", v["key"].as_str().unwrap_or(""));
+    eprintln!(
+        "key {:?} ({}) created; it is shown only now, store it safely",
+        v["name"].as_str().unwrap_or(""),
+        v["role"].as_str().unwrap_or("")
+    );
+}
+
+/// `keys create --data-dir`: straight on the store, no daemon needed.
+fn create_key_offline(cli: &Cli, name: &str, role: &str, dir: &std::path::Path) -> ExitCode {
+    use claudeflare_actors::keys::Role;
+    let Some(role) = Role::parse(role) else {
+        return fail(format!("unknown role {role:?}: use proxy or admin"), 2);
+    };
+    let secret = std::env::var("CLAUDEFLARE_SECRET_KEY").ok();
+    let cipher = match claudeflare_actors::secrets::Cipher::load(secret.as_deref(), dir) {
+        Ok(c) => c,
+        Err(e) => return fail(e, 1),
+    };
+    let store = match claudeflare_actors::Store::open_sqlite(&dir.join("claudeflare.db"), cipher) {
+        Ok(s) => s,
+        Err(e) => return fail(e, 1),
+    };
+    match store.create_key(name, role) {
+        Ok(issued) => {
+            let v = serde_json::json!({"id": issued.record.id, "name": issued.record.name, "role": role.as_str(), "key": issued.key});
+            if cli.json {
+                println!("{v}");
+            } else {
+                print_new_key(&v);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e, 1),
     }
 }
 

@@ -63,6 +63,9 @@ pub struct Config {
     pub refresh_window_ms: u64,
     /// Skip an account this long after a failed refresh.
     pub refresh_backoff_ms: u64,
+    /// Allow listening beyond loopback with no key (access control off). Dangerous:
+    /// anyone who can reach the port can spend every account.
+    pub insecure_no_auth: bool,
     /// Stored payloads older than this many days are deleted (hourly job).
     pub retention_payload_days: u32,
     /// Request records older than this many days are deleted.
@@ -117,6 +120,7 @@ impl Default for Config {
             refresh_window_ms: 300_000,
             refresh_backoff_ms: 60_000,
             secret_key: None,
+            insecure_no_auth: false,
             retention_payload_days: 7,
             retention_request_days: 365,
             pricing: BTreeMap::new(),
@@ -134,7 +138,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 36] = [
+const ENV_KEYS: [&str; 37] = [
     "host",
     "port",
     "data_dir",
@@ -171,6 +175,7 @@ const ENV_KEYS: [&str; 36] = [
     "secret_key",
     "retention_payload_days",
     "retention_request_days",
+    "insecure_no_auth",
 ];
 
 /// A setting that stops start-up. Its message is the one line the user sees.
@@ -220,6 +225,8 @@ pub struct Overrides {
     pub shutdown_timeout_ms: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_no_auth: Option<bool>,
 }
 
 impl Config {

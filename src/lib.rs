@@ -3,7 +3,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod dashboard;
 pub mod error;

@@ -26,6 +26,8 @@ pub enum StartError {
     Engine(#[from] claudeflare_actors::EngineError),
     #[error(transparent)]
     SecretKey(#[from] claudeflare_actors::secrets::SecretKeyError),
+    #[error("refusing to listen on {0} with no access key: anyone who can reach the port could use every account. Create an admin key first (claudeflare keys create NAME --role admin --data-dir DIR) or pass --insecure-no-auth")]
+    Insecure(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -62,6 +64,20 @@ impl Application {
             PriceTable::with_overrides(&config.pricing),
         )
         .await?;
+
+        // Access control: on as soon as one key exists. Fail closed on the network.
+        let ring = claudeflare_actors::keys::KeyRing::default();
+        let (r, s) = (ring.clone(), engine.store.clone());
+        blocking(move || r.reload(&s)).await?;
+        if !ring.is_active() && !crate::auth::is_loopback(&config.host) {
+            if !config.insecure_no_auth {
+                return Err(StartError::Insecure(config.host.clone()));
+            }
+            tracing::warn!(host = %config.host, "listening beyond loopback with no key (--insecure-no-auth): anyone who can reach this port can use every account");
+        }
+        let access = crate::auth::Access::new(ring, engine.store.clone());
+        actix_web::rt::spawn(access.clone().flush_loop());
+        let access = web::Data::new(access);
 
         let addr = format!("{}:{}", config.host, config.port);
         let listener = TcpListener::bind(&addr).map_err(|source| StartError::Bind {
@@ -126,7 +142,9 @@ impl Application {
             // awc's client is !Send: one per worker, sharing its connection pool there.
             let client = upstream_client(connect_timeout, header_timeout);
             App::new()
+                .wrap(actix_web::middleware::from_fn(crate::auth::guard))
                 .wrap(TracingLogger::default())
+                .app_data(access.clone())
                 .app_data(proxy_state.clone())
                 .app_data(engine_data.clone())
                 .app_data(config_file.clone())

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod domain;
 pub mod engine;
+pub mod keys;
 pub mod logger;
 pub mod metrics;
 pub mod oauth;

@@ -104,14 +104,38 @@ impl TokenRefresher {
         let client = self.client.clone();
         let id = account.id.clone();
         let name = account.name.clone();
+        let backoff = self.settings.failure_backoff_ms;
         let refresh = async move {
             tracing::info!(account = %name, "refreshing the OAuth access token");
-            let tokens = oauth::refresh(&client, &settings.endpoints, &refresh_token)
-                .await
-                .map_err(|e| match e {
-                    TokenError::Refused { dead: true, .. } => CredentialError::NeedsReauth,
-                    other => CredentialError::RefreshFailed(other.to_string()),
-                })?;
+            let result = oauth::refresh(&client, &settings.endpoints, &refresh_token).await;
+            let tokens = match result {
+                Ok(tokens) => tokens,
+                Err(e) => {
+                    // Marked before anyone hears of the failure, so that no later
+                    // request is offered the account (or starts another refresh).
+                    let error = match e {
+                        TokenError::Refused { dead: true, .. } => {
+                            let _ = registry
+                                .send(RequiresReauthMark {
+                                    account_id: id.clone(),
+                                })
+                                .await;
+                            CredentialError::NeedsReauth
+                        }
+                        other => {
+                            tracing::warn!(account = %name, error = %other, backoff_ms = backoff, "token refresh failed; skipping the account for a while");
+                            let _ = registry
+                                .send(RefreshFailedMark {
+                                    account_id: id.clone(),
+                                    until_ms: now_ms() + backoff,
+                                })
+                                .await;
+                            CredentialError::RefreshFailed(other.to_string())
+                        }
+                    };
+                    return Err(error);
+                }
+            };
             registry
                 .send(TokensRefreshed {
                     account_id: id,
@@ -127,24 +151,10 @@ impl TokenRefresher {
         self.in_flight.insert(account.id.clone(), refresh.clone());
 
         let id = account.id.clone();
-        let name = account.name.clone();
-        let backoff = self.settings.failure_backoff_ms;
         ctx.spawn(refresh.clone().into_actor(self).map(move |result, act, _| {
             act.in_flight.remove(&id);
-            match result {
-                Ok(tokens) => {
-                    act.latest.insert(id, tokens);
-                }
-                Err(CredentialError::NeedsReauth) => {
-                    act.registry.do_send(RequiresReauthMark { account_id: id });
-                }
-                Err(e) => {
-                    tracing::warn!(account = %name, error = %e, backoff_ms = backoff, "token refresh failed; skipping the account for a while");
-                    act.registry.do_send(RefreshFailedMark {
-                        account_id: id,
-                        until_ms: now_ms() + backoff,
-                    });
-                }
+            if let Ok(tokens) = result {
+                act.latest.insert(id, tokens);
             }
         }));
         refresh

@@ -4,6 +4,7 @@
 mod accounts;
 mod analytics;
 pub mod health;
+mod keys;
 mod logs;
 pub mod oauth;
 mod requests;
@@ -69,6 +70,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(settings::set_retention)
             .service(settings::cleanup)
             .service(settings::compact)
+            .service(keys::create)
+            .service(keys::list)
+            .service(keys::disable)
+            .service(keys::enable)
+            .service(keys::remove)
+            .service(keys::audit)
             .default_service(web::to(api_not_found)),
     );
 }

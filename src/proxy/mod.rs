@@ -446,19 +446,29 @@ async fn attempt(
         return match ratelimit::classify(status, &info, now) {
             Verdict::Deliver => Attempt::Deliver(response),
             Verdict::RateLimited { until_ms } => {
-                engine.registry.do_send(RateLimitMark {
-                    account_id: account.id.clone(),
-                    until_ms,
-                });
+                // Awaited: the registry has updated the selector before this request moves
+                // on, so no later request is offered the account it just took out.
+                let _ = engine
+                    .registry
+                    .send(RateLimitMark {
+                        account_id: account.id.clone(),
+                        until_ms,
+                    })
+                    .await;
                 failed("rate_limited".into(), Some(until_ms), false, None)
             }
             Verdict::Windowless => failed("rate_limited_windowless".into(), None, false, None),
             Verdict::Overloaded => {
                 let until_ms = now + state.settings.overload_cooldown_ms as i64;
-                engine.registry.do_send(CooldownMark {
-                    account_id: account.id.clone(),
-                    until_ms,
-                });
+                // Awaited: the registry has updated the selector before this request moves
+                // on, so no later request is offered the account it just took out.
+                let _ = engine
+                    .registry
+                    .send(CooldownMark {
+                        account_id: account.id.clone(),
+                        until_ms,
+                    })
+                    .await;
                 failed(
                     "overloaded".into(),
                     Some(until_ms),
@@ -480,9 +490,14 @@ async fn attempt(
                 continue;
             }
             Verdict::AuthFailed => {
-                engine.registry.do_send(AuthFailedMark {
-                    account_id: account.id.clone(),
-                });
+                // Awaited: the registry has updated the selector before this request moves
+                // on, so no later request is offered the account it just took out.
+                let _ = engine
+                    .registry
+                    .send(AuthFailedMark {
+                        account_id: account.id.clone(),
+                    })
+                    .await;
                 failed("auth_failed".into(), None, false, None)
             }
         };

@@ -216,7 +216,7 @@ async fn pool_exhausted_names_the_accounts_and_the_earliest_return() {
     // Now both are benched before selection: the same answer without an upstream call.
     let calls = app.mock.seen().len();
     let again = app.message(BODY).await;
-    assert_eq!(again.status, 503);
+    assert_eq!(again.status, 503, "served by {}", again.account());
     assert_eq!(app.mock.seen().len(), calls);
     let retry_after: i64 = again
         .header("retry-after")

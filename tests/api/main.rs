@@ -1,6 +1,7 @@
 //! End-to-end tests: the real daemon on port 0 against an in-process mock upstream.
 //! One test binary, so the suite links once.
 
+mod access;
 mod accounts_api;
 mod dashboard;
 mod failover;

@@ -138,7 +138,7 @@ impl Store {
         Ok(store)
     }
 
-    fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+    pub(crate) fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -215,20 +215,55 @@ impl Store {
     }
 
     /// Inserts a batch of finished requests and their payloads in one transaction.
+    ///
+    /// One single-row INSERT per record with every column named and `None` bound as
+    /// NULL: that statement has a fixed shape, so diesel prepares it once per
+    /// connection and afterwards only binds and steps it. (A multi-row INSERT, or a
+    /// derived single-row one that leaves `None` columns out, is built as SQL text and
+    /// prepared again every time; that was about half the logger's cost.)
     pub fn insert_requests(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
-        let records: Vec<&RequestRecord> = batch.iter().map(|e| &e.record).collect();
-        let payloads: Vec<&RequestPayload> =
-            batch.iter().filter_map(|e| e.payload.as_ref()).collect();
+        use schema::request_payloads::dsl as p;
+        use schema::requests::dsl as r;
         let mut conn = self.conn()?;
         conn.immediate_transaction(|c| {
-            for chunk in records.chunks(500) {
-                diesel::insert_into(schema::requests::table)
-                    .values(chunk.to_vec())
+            for entry in batch {
+                let e = &entry.record;
+                diesel::insert_into(r::requests)
+                    .values((
+                        r::id.eq(&e.id),
+                        r::timestamp.eq(e.timestamp),
+                        r::method.eq(&e.method),
+                        r::path.eq(&e.path),
+                        r::account_id.eq(&e.account_id),
+                        r::account_name.eq(&e.account_name),
+                        r::status_code.eq(e.status_code),
+                        r::success.eq(e.success),
+                        r::error_message.eq(&e.error_message),
+                        r::response_time_ms.eq(e.response_time_ms),
+                        r::time_to_first_token_ms.eq(e.time_to_first_token_ms),
+                        r::failover_attempts.eq(e.failover_attempts),
+                        r::model.eq(&e.model),
+                        r::input_tokens.eq(e.input_tokens),
+                        r::output_tokens.eq(e.output_tokens),
+                        r::cache_read_input_tokens.eq(e.cache_read_input_tokens),
+                        r::cache_creation_input_tokens.eq(e.cache_creation_input_tokens),
+                        r::cost_usd.eq(e.cost_usd),
+                        r::output_tokens_per_second.eq(e.output_tokens_per_second),
+                        r::stream.eq(e.stream),
+                        r::client_ip.eq(&e.client_ip),
+                    ))
                     .execute(c)?;
             }
-            for chunk in payloads.chunks(200) {
-                diesel::insert_into(schema::request_payloads::table)
-                    .values(chunk.to_vec())
+            for pl in batch.iter().filter_map(|e| e.payload.as_ref()) {
+                diesel::insert_into(p::request_payloads)
+                    .values((
+                        p::request_id.eq(&pl.request_id),
+                        p::request_headers.eq(&pl.request_headers),
+                        p::request_body.eq(&pl.request_body),
+                        p::response_headers.eq(&pl.response_headers),
+                        p::response_body.eq(&pl.response_body),
+                        p::truncated.eq(pl.truncated),
+                    ))
                     .execute(c)?;
             }
             Ok::<_, DieselError>(())
@@ -308,4 +343,12 @@ mod tests;
 #[cfg(test)]
 pub(crate) mod tests_support {
     pub(crate) use super::tests::api_key_account as account;
+
+    /// A store on a fresh temporary file.
+    pub(crate) fn test_store() -> (tempfile::TempDir, super::Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = super::Store::open_sqlite(&dir.path().join("t.db"), super::tests::test_cipher())
+            .expect("open");
+        (dir, store)
+    }
 }

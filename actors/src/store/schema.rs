@@ -33,6 +33,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        key_hash -> Text,
+        created_at -> BigInt,
+        last_used -> Nullable<BigInt>,
+        request_count -> BigInt,
+        enabled -> Bool,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Text,
+        timestamp -> BigInt,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        status_code -> Integer,
+    }
+}
+
+diesel::table! {
     request_payloads (request_id) {
         request_id -> Text,
         request_headers -> Text,
@@ -71,4 +95,10 @@ diesel::table! {
 
 diesel::joinable!(request_payloads -> requests (request_id));
 
-diesel::allow_tables_to_appear_in_same_query!(accounts, request_payloads, requests,);
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    api_keys,
+    audit_log,
+    request_payloads,
+    requests,
+);

@@ -1,0 +1,242 @@
+//! Access control: once any key exists, `/v1/*` needs a `proxy` or `admin` key and
+//! the management API and `/metrics` an `admin` key; `/health` and the dashboard's
+//! static files stay open (the dashboard asks for the key itself). Keys come as
+//! `x-api-key` or `Authorization: Bearer` and are stripped before forwarding.
+//! Management actions are written to the audit log with the key's name.
+
+use crate::error::anthropic_error;
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpResponse};
+use claudeflare_actors::clock::now_ms;
+use claudeflare_actors::keys::{AuditEntry, Caller, KeyCheck, KeyRing, Role};
+use claudeflare_actors::store::blocking;
+use claudeflare_actors::Store;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often key use counters are written.
+const KEY_USE_FLUSH: Duration = Duration::from_secs(2);
+
+/// The key ring and where uses and audit entries go.
+pub struct Access {
+    pub ring: KeyRing,
+    store: Store,
+    /// Uses per key id since the last flush: (count, last use).
+    uses: Mutex<HashMap<String, (i64, i64)>>,
+}
+
+impl Access {
+    pub fn new(ring: KeyRing, store: Store) -> Arc<Access> {
+        Arc::new(Access {
+            ring,
+            store,
+            uses: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn note_use(&self, caller: &Caller) {
+        if let Ok(mut uses) = self.uses.lock() {
+            let entry = uses.entry(caller.key_id.clone()).or_insert((0, 0));
+            entry.0 += 1;
+            entry.1 = now_ms();
+        }
+    }
+
+    /// Writes the pending use counters (every 2 s, so a request never waits for it).
+    pub async fn flush_uses(self: &Arc<Self>) {
+        let batch: Vec<(String, i64, i64)> = match self.uses.lock() {
+            Ok(mut u) => u.drain().map(|(id, (n, at))| (id, n, at)).collect(),
+            Err(_) => return,
+        };
+        if batch.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        if let Err(e) = blocking(move || store.record_key_use(&batch)).await {
+            tracing::warn!(error = %e, "recording key use failed");
+        }
+    }
+
+    /// Runs [`Access::flush_uses`] forever, and re-reads the keys from the store
+    /// each time, so that a key created with `keys create --data-dir` (straight on
+    /// the database) or by another instance is honoured within seconds.
+    pub async fn flush_loop(self: Arc<Self>) {
+        loop {
+            actix_web::rt::time::sleep(KEY_USE_FLUSH).await;
+            self.flush_uses().await;
+            let (ring, store) = (self.ring.clone(), self.store.clone());
+            if let Err(e) = blocking(move || ring.reload(&store)).await {
+                tracing::warn!(error = %e, "re-reading the keys failed");
+            }
+        }
+    }
+}
+
+/// Which routes need what.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Open,
+    Proxy,
+    Admin,
+}
+
+fn classify(path: &str) -> Class {
+    if path == "/v1" || path.starts_with("/v1/") {
+        Class::Proxy
+    } else if path == "/api" || path.starts_with("/api/") || path == "/metrics" {
+        Class::Admin
+    } else {
+        Class::Open
+    }
+}
+
+fn presented_key(req: &ServiceRequest) -> Option<String> {
+    let headers = req.headers();
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(|v| v.trim().to_string())
+        })
+        .filter(|k| !k.is_empty())
+}
+
+fn refuse(class: Class, status: StatusCode, message: &str) -> HttpResponse {
+    if class == Class::Proxy {
+        let kind = if status == StatusCode::FORBIDDEN {
+            "permission_error"
+        } else {
+            "authentication_error"
+        };
+        return anthropic_error(status, kind, message);
+    }
+    let kind = if status == StatusCode::FORBIDDEN {
+        "forbidden"
+    } else {
+        "unauthorized"
+    };
+    HttpResponse::build(status).json(json!({"error": {"type": kind, "message": message}}))
+}
+
+/// Whether a request changes management state (and so belongs in the audit log).
+fn is_management_action(req: &ServiceRequest) -> bool {
+    req.path().starts_with("/api/")
+        && !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The middleware; see the module docs.
+pub async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(access) = req
+        .app_data::<web::Data<Arc<Access>>>()
+        .map(|a| a.get_ref().clone())
+    else {
+        return Ok(next.call(req).await?.map_into_left_body());
+    };
+    let class = classify(req.path());
+    let audit = is_management_action(&req);
+    let mut actor = "local".to_string();
+    if access.ring.is_active() && class != Class::Open {
+        let caller = match presented_key(&req).map(|k| access.ring.check(&k)) {
+            Some(KeyCheck::Valid(caller)) => caller,
+            Some(KeyCheck::Unknown) => {
+                let r = refuse(
+                    class,
+                    StatusCode::UNAUTHORIZED,
+                    "this key is not valid (unknown, disabled or deleted)",
+                );
+                return Ok(req.into_response(r).map_into_right_body());
+            }
+            None => {
+                let r = refuse(
+                    class,
+                    StatusCode::UNAUTHORIZED,
+                    "a key is required: send it as x-api-key or Authorization: Bearer",
+                );
+                return Ok(req.into_response(r).map_into_right_body());
+            }
+        };
+        if class == Class::Admin && caller.role != Role::Admin {
+            let r = refuse(
+                class,
+                StatusCode::FORBIDDEN,
+                "this key may use the proxy only; the management API needs an admin key",
+            );
+            return Ok(req.into_response(r).map_into_right_body());
+        }
+        if class == Class::Proxy {
+            // The daemon's key must never reach the upstream.
+            let headers = req.headers_mut();
+            headers.remove("x-api-key");
+            headers.remove(header::AUTHORIZATION);
+        }
+        access.note_use(&caller);
+        actor = caller.name.clone();
+        req.extensions_mut().insert(caller);
+    }
+    let action = format!("{} {}", req.method(), req.path());
+    let target = req.match_info().get("id").unwrap_or("").to_string();
+    let res = next.call(req).await?;
+    if audit {
+        let entry = AuditEntry {
+            timestamp: now_ms(),
+            actor,
+            action,
+            target,
+            status_code: i32::from(res.status().as_u16()),
+        };
+        let store = access.store.clone();
+        if let Err(e) = blocking(move || store.append_audit(&entry)).await {
+            tracing::warn!(error = %e, "writing the audit log failed");
+        }
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// Whether a host name or address only accepts local connections.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_classified() {
+        assert_eq!(classify("/v1/messages"), Class::Proxy);
+        assert_eq!(classify("/api/accounts"), Class::Admin);
+        assert_eq!(classify("/metrics"), Class::Admin);
+        assert_eq!(classify("/health"), Class::Open);
+        assert_eq!(classify("/"), Class::Open);
+        assert_eq!(classify("/v1x"), Class::Open);
+        assert_eq!(classify("/apix"), Class::Open);
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for h in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost"] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["0.0.0.0", "::", "192.168.1.10", "example.com"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+}
