@@ -17,6 +17,11 @@ export function setAdminKey(key) {
   else sessionStorage.removeItem(KEY_STORAGE);
 }
 
+/** Tells the page that the API wants an admin key (app.js shows the prompt). */
+function askForKey() {
+  window.dispatchEvent(new CustomEvent('claudeflare:needkey'));
+}
+
 /** An error answer of the API (`{"error":{"type","message"}}`) or a network failure. */
 export class ApiError extends Error {
   constructor(status, type, message) {
@@ -55,6 +60,7 @@ export async function request(path, { method = 'GET', body, signal, accept = [] 
   } catch {
     data = null;
   }
+  if (res.status === 401) askForKey();
   if (!res.ok && !accept.includes(res.status)) {
     const err = data && data.error;
     const message = err && err.message
@@ -114,6 +120,7 @@ export function stream(path, onEvent, onState = () => {}) {
         signal: controller.signal,
         cache: 'no-store',
       });
+      if (res.status === 401) askForKey();
       if (!res.ok || !res.body) {
         let message = `${res.status} ${res.statusText}`;
         try {

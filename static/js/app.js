@@ -3,7 +3,7 @@
 // and optional `show()` / `hide()` (called when it becomes visible or hidden).
 
 import * as api from './api.js';
-import { $, $$, showError } from './util.js';
+import { $, $$, h, field, modal, showError } from './util.js';
 import overview from './overview.js';
 import accounts from './accounts.js';
 import requests from './requests.js';
@@ -117,6 +117,25 @@ async function refreshHealth() {
     pill.title = e.message;
   }
 }
+
+// Access control: when the API answers 401, ask once for an admin key, keep it for
+// this browser session (api.setAdminKey) and reload.
+let asking = false;
+window.addEventListener('claudeflare:needkey', async () => {
+  if (asking) return;
+  asking = true;
+  const key = h('input', { type: 'password', autocomplete: 'off', spellcheck: false, required: true });
+  const answer = await modal('Admin key needed',
+    h('div', {},
+      h('p', {}, 'This daemon has access control on. Enter an admin key to use the dashboard; it is kept only for this browser tab.'),
+      field('Admin key', key)),
+    [h('button', { value: 'cancel', formnovalidate: true }, 'Cancel'), h('button', { value: 'save', class: 'primary' }, 'Use this key')]);
+  if (answer === 'save' && key.value.trim()) {
+    api.setAdminKey(key.value.trim());
+    location.reload();
+  }
+  asking = false;
+});
 
 setupTheme();
 setupTabs();
