@@ -14,6 +14,7 @@ mod oauth;
 mod openapi;
 mod overhead;
 mod records;
+mod reliability;
 mod serve_binary;
 mod strategies;
 mod streaming;

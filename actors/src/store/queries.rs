@@ -381,6 +381,22 @@ impl Store {
         Ok(totals)
     }
 
+    /// SQLite's own consistency check: `ok` when the file is sound.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            integrity_check: String,
+        }
+        let rows: Vec<Row> =
+            diesel::sql_query("PRAGMA integrity_check").load(&mut *self.conn()?)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.integrity_check)
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
     /// Reclaims free space and folds the WAL into the main file.
     pub fn compact(&self) -> Result<(), StoreError> {
         self.conn()?.batch_execute(
