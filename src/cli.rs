@@ -1,6 +1,9 @@
 //! The `claudeflare` command line.
 
 use crate::client::{print_table, ApiClient};
+use crate::commands::{
+    self, AccountCmd, HistoryCmd, LogsArgs, MaintenanceCmd, RequestsArgs, StatsCmd,
+};
 use crate::config::{Config, LogFormat, Overrides};
 use crate::startup::Application;
 use crate::telemetry;
@@ -44,6 +47,42 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// Accounts behind the daemon.
+    Account {
+        #[command(subcommand)]
+        action: AccountCmd,
+    },
+    /// Show the load-balancing strategy, or switch it.
+    Strategy { name: Option<String> },
+    /// Live counters; `stats reset` clears them and the history.
+    Stats {
+        #[command(subcommand)]
+        action: Option<StatsCmd>,
+    },
+    /// Recent requests, newest first.
+    Requests(RequestsArgs),
+    /// The daemon's own log.
+    Logs(LogsArgs),
+    /// Totals and per-model performance over a range.
+    Analytics {
+        #[arg(long, value_parser = ["1h", "6h", "24h", "7d", "30d"], default_value = "24h")]
+        range: String,
+    },
+    /// The request history.
+    History {
+        #[command(subcommand)]
+        action: HistoryCmd,
+    },
+    /// Database upkeep.
+    Maintenance {
+        #[command(subcommand)]
+        action: MaintenanceCmd,
+    },
+    /// Shell completions.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -148,11 +187,71 @@ impl ServeArgs {
 /// Parses the command line and runs it; the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    let client =
+        |f: ClientCommand<'_>| commands::run(&cli.server, cli.api_key.clone(), cli.json, f);
     match &cli.command {
         Command::Serve(args) => serve(args),
         Command::Keys { action } => keys(&cli, action),
+        Command::Account { action } => client(Box::new(move |api| {
+            Box::pin(commands::account(api, action))
+        })),
+        Command::Strategy { name } => {
+            client(Box::new(move |api| Box::pin(commands::strategy(api, name))))
+        }
+        Command::Stats { action } => {
+            client(Box::new(move |api| Box::pin(commands::stats(api, action))))
+        }
+        Command::Requests(args) => {
+            let json = cli.json;
+            client(Box::new(move |api| {
+                Box::pin(commands::requests(api, args, json))
+            }))
+        }
+        Command::Logs(args) => {
+            let json = cli.json;
+            client(Box::new(move |api| {
+                Box::pin(commands::logs(api, args, json))
+            }))
+        }
+        Command::Analytics { range } => client(Box::new(move |api| {
+            Box::pin(commands::analytics(api, range))
+        })),
+        Command::History {
+            action: HistoryCmd::Clear { yes },
+        } => {
+            let yes = *yes;
+            client(Box::new(move |api| {
+                Box::pin(commands::clear_history(api, yes))
+            }))
+        }
+        Command::Maintenance { action } => client(Box::new(move |api| {
+            Box::pin(commands::maintenance(api, action))
+        })),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "claudeflare",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
+
+/// A client command: takes the API client, gives the future of its output.
+type ClientCommand<'a> = Box<
+    dyn FnOnce(
+            ApiClient,
+        ) -> std::pin::Pin<
+            Box<
+                dyn std::future::Future<
+                        Output = Result<commands::Output, crate::client::ClientError>,
+                    > + 'a,
+            >,
+        > + 'a,
+>;
 
 /// Prints a failure as one line and returns its exit code.
 fn fail(message: impl std::fmt::Display, code: u8) -> ExitCode {

@@ -11,6 +11,9 @@ pub enum ClientError {
     Unreachable(String),
     #[error("{0}")]
     Refused(String),
+    /// The command cannot run as given (exit 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl ClientError {
@@ -18,6 +21,7 @@ impl ClientError {
         match self {
             ClientError::Unreachable(_) => 3,
             ClientError::Refused(_) => 1,
+            ClientError::Usage(_) => 2,
         }
     }
 }
@@ -75,6 +79,28 @@ impl ApiClient {
             .map(str::to_string)
             .unwrap_or_else(|| format!("the daemon answered {status}"));
         Err(ClientError::Refused(message))
+    }
+}
+
+impl ApiClient {
+    /// Opens a server-sent-events stream.
+    pub async fn stream(&self, path: &str) -> Result<awc::ClientResponse, ClientError> {
+        let client = awc::Client::builder().disable_timeout().finish();
+        let mut req = client.get(format!("{}{path}", self.base));
+        if let Some(key) = &self.key {
+            req = req.insert_header(("authorization", format!("Bearer {key}")));
+        }
+        let response = req
+            .send()
+            .await
+            .map_err(|_| ClientError::Unreachable(self.base.clone()))?;
+        if !response.status().is_success() {
+            return Err(ClientError::Refused(format!(
+                "the daemon answered {}",
+                response.status()
+            )));
+        }
+        Ok(response)
     }
 }
 

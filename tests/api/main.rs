@@ -3,6 +3,7 @@
 
 mod access;
 mod accounts_api;
+mod cli;
 mod dashboard;
 mod failover;
 mod forwarding;

@@ -138,7 +138,9 @@ impl Store {
         Ok(store)
     }
 
-    pub(crate) fn conn(&self) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+    pub(crate) fn conn(
+        &self,
+    ) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -347,8 +349,9 @@ pub(crate) mod tests_support {
     /// A store on a fresh temporary file.
     pub(crate) fn test_store() -> (tempfile::TempDir, super::Store) {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = super::Store::open_sqlite(&dir.path().join("t.db"), super::tests::test_cipher())
-            .expect("open");
+        let store =
+            super::Store::open_sqlite(&dir.path().join("t.db"), super::tests::test_cipher())
+                .expect("open");
         (dir, store)
     }
 }
