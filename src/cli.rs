@@ -79,6 +79,8 @@ pub enum Command {
         #[command(subcommand)]
         action: MaintenanceCmd,
     },
+    /// A terminal view of the running daemon.
+    Tui,
     /// Shell completions.
     Completions {
         #[arg(value_enum)]
@@ -227,6 +229,7 @@ pub fn run() -> ExitCode {
         Command::Maintenance { action } => client(Box::new(move |api| {
             Box::pin(commands::maintenance(api, action))
         })),
+        Command::Tui => crate::tui::run(&cli.server, cli.api_key.clone()),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

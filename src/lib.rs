@@ -13,6 +13,7 @@ pub mod error;
 pub mod proxy;
 pub mod startup;
 pub mod telemetry;
+pub mod tui;
 
 pub use config::Config;
 pub use startup::Application;

@@ -12,34 +12,21 @@ use std::sync::Arc;
 fn pool(n: usize) -> Vec<Arc<Account>> {
     (0..n)
         .map(|i| {
-            Arc::new(Account {
-                id: format!("01a2-{i:06}"),
-                name: format!("account-{i}"),
-                provider: "anthropic".into(),
-                kind: AccountKind::ApiKey,
-                api_key: Some(Secret::new(format!("sk-ant-bench-{i:020}"))),
-                access_token: None,
-                refresh_token: None,
-                expires_at: None,
-                tier: [1, 5, 20][i % 3],
-                priority: (i % 4) as i32,
-                // Every tenth account is paused, every seventh benched.
-                paused: i % 10 == 9,
-                auth_failed: false,
-                rate_limited_until: (i % 7 == 6).then_some(i64::MAX),
-                cooldown_until: None,
-                rate_limit_status: None,
-                rate_limit_reset: None,
-                rate_limit_remaining: None,
-                utilization_5h: None,
-                utilization_7d: None,
-                session_start: None,
-                session_request_count: 0,
-                request_count: i as i64,
-                total_requests: i as i64,
-                last_used: None,
-                created_at: i as i64,
-            })
+            let mut a = Account::new(
+                format!("01a2-{i:06}"),
+                format!("account-{i}"),
+                AccountKind::ApiKey,
+                i as i64,
+            );
+            a.api_key = Some(Secret::new(format!("sk-ant-bench-{i:020}")));
+            a.tier = [1, 5, 20][i % 3];
+            a.priority = (i % 4) as i32;
+            // Every tenth account is paused, every seventh benched.
+            a.paused = i % 10 == 9;
+            a.rate_limited_until = (i % 7 == 6).then_some(i64::MAX);
+            a.request_count = i as i64;
+            a.total_requests = i as i64;
+            Arc::new(a)
         })
         .collect()
 }

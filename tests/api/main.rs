@@ -19,3 +19,4 @@ mod reliability;
 mod serve_binary;
 mod strategies;
 mod streaming;
+mod tui;
