@@ -24,6 +24,15 @@ pub enum AccountCmd {
         /// Read the API key from the first line of standard input
         #[arg(long)]
         api_key_stdin: bool,
+        /// anthropic (default), anthropic-compatible, zai or minimax
+        #[arg(long, default_value = "anthropic")]
+        provider: String,
+        /// Where requests go (required for anthropic-compatible)
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Model map, e.g. opus=glm-4.6,sonnet=glm-4.6,haiku=glm-4.5-air
+        #[arg(long)]
+        model_map: Option<String>,
     },
     /// List accounts.
     List,
@@ -164,6 +173,7 @@ pub fn print_accounts(v: &Value) {
         v,
         &[
             ("NAME", "name"),
+            ("PROVIDER", "provider"),
             ("KIND", "kind"),
             ("TIER", "tier"),
             ("PRIO", "priority"),
@@ -297,11 +307,33 @@ pub async fn account(api: ApiClient, cmd: &AccountCmd) -> Result<Output, ClientE
             tier,
             priority,
             api_key_stdin,
+            provider,
+            base_url,
+            model_map,
         } => {
             let tier: i32 = tier.parse().unwrap_or(1);
             if mode == "api-key" {
+                let map = match model_map {
+                    None => Value::Null,
+                    Some(text) => {
+                        let mut m = serde_json::Map::new();
+                        for pair in text.split(',').filter(|p| !p.trim().is_empty()) {
+                            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                                ClientError::Usage(format!("--model-map: {pair:?} is not FROM=TO"))
+                            })?;
+                            m.insert(k.trim().to_string(), Value::String(v.trim().to_string()));
+                        }
+                        Value::Object(m)
+                    }
+                };
                 let key = read_api_key(*api_key_stdin)?;
-                let body = json!({"name": name, "apiKey": key, "tier": tier, "priority": priority});
+                let mut body = json!({"name": name, "apiKey": key, "tier": tier, "priority": priority, "provider": provider});
+                if let Some(url) = base_url {
+                    body["baseUrl"] = Value::String(url.clone());
+                }
+                if !map.is_null() {
+                    body["modelMap"] = map;
+                }
                 api.call("POST", "/api/accounts", Some(body)).await?
             } else {
                 let body = json!({"name": name, "mode": mode, "tier": tier, "priority": priority});

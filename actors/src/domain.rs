@@ -113,6 +113,10 @@ pub struct Account {
     /// Who the account is, when the sign-in said.
     pub email: Option<String>,
     pub organization: Option<String>,
+    /// Where this account's requests go (`None`: the provider's default).
+    pub base_url: Option<String>,
+    /// Requested model (exact id or family: `opus`, `sonnet`, `haiku`) → model sent.
+    pub model_map: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Why an account is not offered to a request right now.
@@ -173,6 +177,8 @@ impl Account {
             refresh_backoff_until: None,
             email: None,
             organization: None,
+            base_url: None,
+            model_map: None,
         }
     }
 
@@ -249,6 +255,8 @@ impl Account {
             requires_reauth: self.requires_reauth,
             email: self.email.clone(),
             organization: self.organization.clone(),
+            base_url: self.base_url.clone(),
+            model_map: self.model_map.clone(),
             rate_limit_status: self.rate_limit_status.clone(),
             rate_limit_reset: self.rate_limit_reset.map(iso),
             rate_limit_remaining: self.rate_limit_remaining,
@@ -289,6 +297,8 @@ pub struct AccountSummary {
     pub requires_reauth: bool,
     pub email: Option<String>,
     pub organization: Option<String>,
+    pub base_url: Option<String>,
+    pub model_map: Option<std::collections::BTreeMap<String, String>>,
     pub rate_limit_status: Option<String>,
     pub rate_limit_reset: Option<String>,
     pub rate_limit_remaining: Option<i64>,

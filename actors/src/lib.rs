@@ -13,6 +13,7 @@ pub mod logger;
 pub mod metrics;
 pub mod oauth;
 pub mod protocol;
+pub mod providers;
 pub mod refresher;
 pub mod registry;
 pub mod secrets;

@@ -212,6 +212,10 @@ pub struct AddAccount {
     pub credentials: NewCredentials,
     pub tier: i32,
     pub priority: i32,
+    /// One of `providers::PRESETS` (validated by the caller).
+    pub provider: String,
+    pub base_url: Option<String>,
+    pub model_map: Option<std::collections::BTreeMap<String, String>>,
 }
 
 impl Handler<AddAccount> for AccountRegistry {
@@ -228,6 +232,9 @@ impl Handler<AddAccount> for AccountRegistry {
             now_ms(),
         );
         msg.credentials.apply(&mut account);
+        account.provider = msg.provider;
+        account.base_url = msg.base_url;
+        account.model_map = msg.model_map;
         account.tier = msg.tier;
         account.priority = msg.priority;
         let store = self.store.clone();

@@ -38,6 +38,58 @@ pub struct NewAccount {
     expires_at: Option<serde_json::Value>,
     tier: Option<i32>,
     priority: Option<i32>,
+    /// `anthropic` (default), `anthropic-compatible`, `zai` or `minimax`.
+    provider: Option<String>,
+    /// Where requests go; required for `anthropic-compatible`.
+    base_url: Option<String>,
+    /// Requested model (exact id, or `opus`/`sonnet`/`haiku`) → model sent.
+    model_map: Option<std::collections::BTreeMap<String, String>>,
+}
+
+/// Provider, base URL and model map of a new account, checked.
+type ProviderSettings = (
+    String,
+    Option<String>,
+    Option<std::collections::BTreeMap<String, String>>,
+);
+
+fn provider_settings(body: &NewAccount) -> Result<ProviderSettings, ApiError> {
+    use claudeflare_actors::providers;
+    let provider = body.provider.clone().unwrap_or_else(|| "anthropic".into());
+    let preset = providers::preset(&provider).ok_or_else(|| {
+        let names: Vec<&str> = providers::PRESETS.iter().map(|p| p.id).collect();
+        ApiError::BadRequest(format!(
+            "provider: {provider:?} is not one of: {}",
+            names.join(", ")
+        ))
+    })?;
+    let base_url = match &body.base_url {
+        Some(url) => Some(
+            providers::validate_base_url(url)
+                .map_err(|e| ApiError::BadRequest(format!("baseUrl: {e}")))?,
+        ),
+        None => None,
+    };
+    if preset.id == "anthropic-compatible" && base_url.is_none() {
+        return Err(ApiError::BadRequest(
+            "baseUrl: required for the anthropic-compatible provider".into(),
+        ));
+    }
+    if let Some(map) = &body.model_map {
+        if map
+            .iter()
+            .any(|(k, v)| k.trim().is_empty() || v.trim().is_empty() || v.len() > 200)
+        {
+            return Err(ApiError::BadRequest(
+                "modelMap: keys and values must be non-empty model names".into(),
+            ));
+        }
+    }
+    Ok((
+        preset.id.to_string(),
+        base_url,
+        body.model_map.clone().filter(|m| !m.is_empty()),
+    ))
 }
 
 /// A credential as the client sent it: one token, no spaces, a sane length.
@@ -99,6 +151,7 @@ pub async fn add(
 ) -> Result<HttpResponse, ApiError> {
     let body: NewAccount = super::from_body(body.into_inner())?;
     let name = validate_name(&body.name)?;
+    let (provider, base_url, model_map) = provider_settings(&body)?;
     let api_key = token("apiKey", body.api_key)?;
     let refresh_token = token("refreshToken", body.refresh_token)?;
     let access_token = token("accessToken", body.access_token)?;
@@ -132,6 +185,9 @@ pub async fn add(
             credentials,
             tier,
             priority,
+            provider,
+            base_url,
+            model_map,
         })
         .await??;
     Ok(HttpResponse::Created().json(account.summary(now_ms(), false)))

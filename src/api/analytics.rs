@@ -33,6 +33,8 @@ pub struct AnalyticsQuery {
     status: Option<String>,
     mode: Option<String>,
     model_breakdown: Option<String>,
+    /// Access key names, comma-separated.
+    keys: Option<String>,
 }
 
 fn list(text: &Option<String>) -> Vec<String> {
@@ -125,7 +127,7 @@ fn series(
 }
 
 /// `GET /api/analytics?range=1h|6h|24h|7d|30d&accounts=&models=&status=all|success|error&mode=normal|cumulative&modelBreakdown=true`.
-#[utoipa::path(get, path = "/analytics", summary = "Time series and breakdowns over a range, aggregated in SQL", params(("range" = Option<String>, Query, description = "1h, 6h, 24h (default), 7d or 30d"), ("accounts" = Option<String>, Query, description = "Comma-separated account names or ids"), ("models" = Option<String>, Query, description = "Comma-separated model ids"), ("status" = Option<String>, Query, description = "all, success, error or a status code"), ("mode" = Option<String>, Query, description = "normal or cumulative"), ("modelBreakdown" = Option<bool>, Query, description = "Add a series per model")), responses((status = 200, description = "The analytics", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/analytics", summary = "Time series and breakdowns over a range, aggregated in SQL", params(("range" = Option<String>, Query, description = "1h, 6h, 24h (default), 7d or 30d"), ("accounts" = Option<String>, Query, description = "Comma-separated account names or ids"), ("models" = Option<String>, Query, description = "Comma-separated model ids"), ("status" = Option<String>, Query, description = "all, success, error or a status code"), ("mode" = Option<String>, Query, description = "normal or cumulative"), ("modelBreakdown" = Option<bool>, Query, description = "Add a series per model"), ("keys" = Option<String>, Query, description = "Comma-separated access key names")), responses((status = 200, description = "The analytics", body = Object), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
 #[get("/analytics")]
 pub async fn get(
     engine: web::Data<Engine>,
@@ -166,6 +168,7 @@ pub async fn get(
         accounts: list(&query.accounts),
         models: list(&query.models),
         status,
+        keys: list(&query.keys),
     };
     let cumulative = mode == "cumulative";
     let store = engine.store.clone();

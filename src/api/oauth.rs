@@ -270,6 +270,9 @@ pub async fn callback(
                     credentials,
                     tier: pending.tier,
                     priority: pending.priority,
+                    provider: "anthropic".into(),
+                    base_url: None,
+                    model_map: None,
                 })
                 .await??;
             Ok(HttpResponse::Created().json(account.summary(now, false)))

@@ -25,6 +25,8 @@ pub struct ListQuery {
     account: Option<String>,
     model: Option<String>,
     status: Option<String>,
+    /// The access key's name.
+    key: Option<String>,
 }
 
 /// One row of `/api/requests`.
@@ -51,6 +53,11 @@ pub struct RequestRow {
     cost_usd: Option<f64>,
     output_tokens_per_second: Option<f64>,
     stream: bool,
+    /// What the client asked for (differs from `model` when a model map applied).
+    requested_model: Option<String>,
+    provider: Option<String>,
+    /// The access key the request came with.
+    api_key_name: Option<String>,
 }
 
 impl From<RequestRecord> for RequestRow {
@@ -76,6 +83,9 @@ impl From<RequestRecord> for RequestRow {
             cost_usd: r.cost_usd,
             output_tokens_per_second: r.output_tokens_per_second,
             stream: r.stream,
+            requested_model: r.requested_model,
+            provider: r.provider,
+            api_key_name: r.api_key_name,
         }
     }
 }
@@ -104,7 +114,7 @@ fn non_empty(v: &Option<String>) -> Option<String> {
 
 /// `GET /api/requests?limit&before&account&model&status`: newest first. Page with
 /// `before=<the last row's id>`.
-#[utoipa::path(get, path = "/requests", summary = "The request history, newest first; page with before=<last id>", params(("limit" = Option<i64>, Query, description = "1-1000, default 50"), ("before" = Option<String>, Query, description = "Only requests older than this request id"), ("account" = Option<String>, Query, description = "Account id or name"), ("model" = Option<String>, Query), ("status" = Option<String>, Query, description = "success, error or a status code")), responses((status = 200, description = "Rows", body = [RequestRow]), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/requests", summary = "The request history, newest first; page with before=<last id>", params(("limit" = Option<i64>, Query, description = "1-1000, default 50"), ("before" = Option<String>, Query, description = "Only requests older than this request id"), ("account" = Option<String>, Query, description = "Account id or name"), ("model" = Option<String>, Query), ("status" = Option<String>, Query, description = "success, error or a status code"), ("key" = Option<String>, Query, description = "The access key's name")), responses((status = 200, description = "Rows", body = [RequestRow]), (status = 400, description = "Invalid input; the message names the field", body = crate::error::ErrorBody)))]
 #[get("/requests")]
 pub async fn list(
     engine: web::Data<Engine>,
@@ -115,6 +125,7 @@ pub async fn list(
         before: non_empty(&query.before),
         account: non_empty(&query.account),
         model: non_empty(&query.model),
+        key: non_empty(&query.key),
         status: StatusFilter::parse(query.status.as_deref().unwrap_or(""))
             .map_err(|e| ApiError::BadRequest(format!("status: {e}")))?,
     };

@@ -14,11 +14,12 @@ use actix_web::body::SizedStream;
 use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::web::{self, Bytes, BytesMut};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
 use claudeflare_actors::domain::{Account, AccountKind, Credential};
 use claudeflare_actors::protocol::headers::{self as rules, connection_listed};
 use claudeflare_actors::protocol::{ratelimit, RequestMeta, Verdict};
+use claudeflare_actors::providers;
 use claudeflare_actors::refresher::{GetCredential, TokenRefresher};
 use claudeflare_actors::registry::{
     AuthFailedMark, CooldownMark, RateLimitMark, RateLimitObserved, RecordUse,
@@ -82,6 +83,10 @@ struct RequestContext {
     upstream_wait: Duration,
     /// Accounts left out or given up on, for the `pool_exhausted` answer.
     skipped: Vec<Skipped>,
+    /// The access key the request came with (access control on).
+    api_key_name: Option<String>,
+    /// The model actually sent, when the account's model map replaced the client's.
+    sent_model: Option<String>,
 }
 
 impl RequestContext {
@@ -103,6 +108,11 @@ impl RequestContext {
             failover_attempts: 0,
             upstream_wait: Duration::ZERO,
             skipped: Vec::new(),
+            api_key_name: req
+                .extensions()
+                .get::<claudeflare_actors::keys::Caller>()
+                .map(|c| c.name.clone()),
+            sent_model: None,
         }
     }
 
@@ -120,6 +130,9 @@ impl RequestContext {
             stream: self.meta.stream,
             client_ip: self.client_ip.clone(),
             requested_model: self.meta.model.clone(),
+            sent_model: self.sent_model.clone(),
+            provider: account.map(|a| a.provider.clone()),
+            api_key_name: self.api_key_name.clone(),
         }
     }
 
@@ -319,10 +332,15 @@ fn upstream_request(
     client: &awc::Client,
     req: &HttpRequest,
     settings: &ProxySettings,
-    credential: Option<&Credential>,
+    target: Option<(&Account, &Credential)>,
 ) -> awc::ClientRequest {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let url = format!("{}{}", settings.upstream_base, path);
+    let url = match target {
+        Some((account, _)) => {
+            providers::for_account(account).upstream_url(account, &settings.upstream_base, path)
+        }
+        None => format!("{}{}", settings.upstream_base, path),
+    };
     let mut up = client
         .request(req.method().clone(), url)
         .no_decompress()
@@ -334,7 +352,7 @@ fn upstream_request(
     );
     let headers = up.headers_mut();
     for (name, value) in req.headers() {
-        let keep = if credential.is_some() {
+        let keep = if target.is_some() {
             rules::forward_to_account(name.as_str(), &listed)
         } else {
             rules::forward_unauthenticated(name.as_str(), &listed)
@@ -343,27 +361,24 @@ fn upstream_request(
             headers.append(name.clone(), value.clone());
         }
     }
-    match credential {
-        Some(Credential::ApiKey(key)) => {
-            if let Ok(v) = HeaderValue::from_str(key.expose()) {
-                headers.insert(HeaderName::from_static("x-api-key"), v);
-            }
-        }
-        Some(Credential::Bearer(token)) => {
-            if let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", token.expose())) {
-                headers.insert(header::AUTHORIZATION, v);
-            }
-            let beta = req
-                .headers()
-                .get("anthropic-beta")
-                .and_then(|v| v.to_str().ok());
-            if let Ok(v) = HeaderValue::from_str(&rules::beta_with_oauth(beta)) {
-                headers.insert(HeaderName::from_static("anthropic-beta"), v);
-            }
-        }
-        None => {}
+    if let Some((account, credential)) = target {
+        providers::for_account(account).apply_credential(headers, credential);
     }
     up
+}
+
+/// The body for one account: the client's bytes, or (when the account's model map
+/// names another model for the requested one) the same bytes with only `model`
+/// replaced. Also returns the model sent when it was replaced.
+fn body_for(ctx: &RequestContext, account: &Account) -> (Bytes, Option<String>) {
+    let mapped = match (&account.model_map, &ctx.meta.model) {
+        (Some(map), Some(requested)) => providers::mapped_model(map, requested),
+        _ => None,
+    };
+    match mapped.and_then(|m| providers::rewrite_model(&ctx.body, &m).map(|b| (b, m))) {
+        Some((body, model)) => (Bytes::from(body), Some(model)),
+        None => (ctx.body.clone(), None),
+    }
 }
 
 /// The account's credential: at once when it is a key or a token good for a while,
@@ -418,9 +433,11 @@ async fn attempt(
             Ok(c) => c,
             Err(e) => return failed(format!("credential: {e}"), None, false, None),
         };
-        let request = upstream_request(client, req, &state.settings, Some(&credential));
+        let request = upstream_request(client, req, &state.settings, Some((account, &credential)));
+        let (body, sent_model) = body_for(ctx, account);
+        ctx.sent_model = sent_model;
         let sent = Instant::now();
-        let sending = request.send_body(ctx.body.clone()).await;
+        let sending = request.send_body(body).await;
         ctx.upstream_wait += sent.elapsed();
         let response = match sending {
             Ok(r) => r,
@@ -431,10 +448,9 @@ async fn attempt(
         };
         let now = now_ms();
         let status = response.status().as_u16();
-        let info = ratelimit::parse(
-            |name| response.headers().get(name).and_then(|v| v.to_str().ok()),
-            now,
-        );
+        let headers = response.headers();
+        let info = providers::for_account(account)
+            .rate_limits(&|name| headers.get(name).and_then(|v| v.to_str().ok()), now);
         let success = response.status().is_success();
         if info.has_limit_headers || success {
             engine.registry.do_send(RateLimitObserved {
@@ -561,7 +577,13 @@ fn deliver(
     let capture = ctx.payload_draft(&state.settings, req.headers(), response.headers());
     let draft = ctx.draft(account.as_deref(), status.as_u16());
     let idle = state.settings.idle_timeout;
-    let recorder = Recorder::new(state, draft, &content_type, capture);
+    let encoding = recording::Encoding::from_header(
+        response
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let recorder = Recorder::new(state, draft, &content_type, encoding, capture);
     let body = RecordingBody::new(response, length, recorder, idle);
     builder.insert_header((OVERHEAD_HEADER, overhead_value(&ctx)));
     match length {

@@ -47,6 +47,10 @@ pub struct RecordDraft {
     pub stream: bool,
     pub client_ip: Option<String>,
     pub requested_model: Option<String>,
+    /// The model sent upstream, when an account's model map replaced the client's.
+    pub sent_model: Option<String>,
+    pub provider: Option<String>,
+    pub api_key_name: Option<String>,
 }
 
 /// The request side of a stored payload, ready before the response starts.
@@ -65,7 +69,44 @@ enum Watch {
         len: usize,
         overflow: bool,
         is_json: bool,
+        encoding: Encoding,
     },
+}
+
+/// How the upstream encoded a body (it passes to the client as it is).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Identity,
+    Gzip,
+    /// br, zstd, deflate...: usage is not read from such a body.
+    Other,
+}
+
+impl Encoding {
+    pub fn from_header(value: Option<&str>) -> Encoding {
+        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("identity") => Encoding::Identity,
+            Some("gzip") | Some("x-gzip") => Encoding::Gzip,
+            Some(_) => Encoding::Other,
+        }
+    }
+}
+
+/// The decoded copy of a kept body, for reading its usage (`None`: cannot decode).
+fn decoded(body: &[u8], encoding: Encoding) -> Option<std::borrow::Cow<'_, [u8]>> {
+    match encoding {
+        Encoding::Identity => Some(std::borrow::Cow::Borrowed(body)),
+        Encoding::Gzip => {
+            use std::io::Read;
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(body)
+                .take(JSON_USAGE_LIMIT as u64)
+                .read_to_end(&mut out)
+                .ok()?;
+            Some(std::borrow::Cow::Owned(out))
+        }
+        Encoding::Other => None,
+    }
 }
 
 /// Collects what the record needs while the body passes; finishes exactly once.
@@ -85,15 +126,19 @@ impl Recorder {
         state: web::Data<ProxyState>,
         draft: RecordDraft,
         content_type: &str,
+        encoding: Encoding,
         capture: Option<PayloadDraft>,
     ) -> Self {
+        let provider =
+            claudeflare_actors::providers::by_id(draft.provider.as_deref().unwrap_or("anthropic"));
         let watch = if content_type.starts_with("text/event-stream") {
-            Watch::Sse(Box::default())
+            Watch::Sse(Box::new(provider.stream_usage()))
         } else {
             Watch::Json {
                 len: 0,
                 overflow: false,
                 is_json: content_type.starts_with("application/json"),
+                encoding,
             }
         };
         Self {
@@ -170,21 +215,36 @@ impl Recorder {
                 None,
             ),
             Watch::Json {
-                overflow, is_json, ..
+                overflow,
+                is_json,
+                encoding,
+                ..
             } => {
                 let joined = body_joined();
-                let parsed = if *overflow {
-                    usage::ResponseUsage::default()
+                let plain = if *overflow {
+                    None
                 } else {
-                    usage::from_json_body(&joined)
+                    decoded(&joined, *encoding)
                 };
+                let provider = claudeflare_actors::providers::by_id(
+                    draft.provider.as_deref().unwrap_or("anthropic"),
+                );
+                let parsed = plain
+                    .as_deref()
+                    .map(|b| provider.json_usage(b))
+                    .unwrap_or_default();
                 // A JSON answer cut short no longer parses (the client library reports
-                // a cut chunked body as a normal end).
-                let complete = *overflow
-                    || joined.is_empty()
-                    || !is_json
-                    || parsed != usage::ResponseUsage::default()
-                    || serde_json::from_slice::<serde::de::IgnoredAny>(&joined).is_ok();
+                // a cut chunked body as a normal end). A body this build cannot
+                // decode is not judged.
+                let complete = match &plain {
+                    None => true,
+                    Some(p) => {
+                        p.is_empty()
+                            || !is_json
+                            || parsed != usage::ResponseUsage::default()
+                            || serde_json::from_slice::<serde::de::IgnoredAny>(p).is_ok()
+                    }
+                };
                 (
                     parsed.model,
                     parsed.usage,
@@ -214,7 +274,9 @@ impl Recorder {
         };
         let success = ok_status && error_message.is_none();
 
-        let model = model.or(draft.requested_model);
+        let model = model
+            .or_else(|| draft.sent_model.clone())
+            .or_else(|| draft.requested_model.clone());
         let cost = match (&model, usage.is_empty()) {
             (Some(m), false) => state.engine.prices.cost(m, &usage),
             _ => None,
@@ -250,6 +312,9 @@ impl Recorder {
             output_tokens_per_second: tps,
             stream: draft.stream || is_sse,
             client_ip: draft.client_ip,
+            requested_model: draft.requested_model,
+            provider: draft.provider,
+            api_key_name: draft.api_key_name,
         };
         let payload = capture.map(|c| {
             let limit = state.settings.payload_max_bytes;
@@ -300,7 +365,10 @@ pub fn record_local_answer(
         response_time_ms: draft.started.elapsed().as_millis() as i64,
         time_to_first_token_ms: None,
         failover_attempts: draft.failover_attempts,
-        model: draft.requested_model,
+        model: draft
+            .sent_model
+            .clone()
+            .or_else(|| draft.requested_model.clone()),
         input_tokens: None,
         output_tokens: None,
         cache_read_input_tokens: None,
@@ -309,6 +377,9 @@ pub fn record_local_answer(
         output_tokens_per_second: None,
         stream: draft.stream,
         client_ip: draft.client_ip,
+        requested_model: draft.requested_model,
+        provider: draft.provider,
+        api_key_name: draft.api_key_name,
     };
     let payload = capture.map(|(c, body)| RequestPayload {
         request_id: record.id.clone(),

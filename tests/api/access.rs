@@ -103,6 +103,22 @@ async fn every_route_class_with_every_kind_of_key() {
         assert_eq!(seen.header("x-api-key"), Some(ACCOUNT_KEY));
         assert_eq!(seen.header("authorization"), None);
     }
+    // Each request records the key it came with; the history filters by key.
+    let mut by_key = Vec::new();
+    for _ in 0..100 {
+        let (_, rows) = status(&app, "GET", "/api/requests?key=ci", Some(&admin), false).await;
+        by_key = rows.as_array().cloned().unwrap_or_default();
+        if by_key.len() == 2 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(30)).await;
+    }
+    assert_eq!(
+        by_key.len(),
+        2,
+        "the proxy key's two requests (x-api-key and Bearer)"
+    );
+    assert!(by_key.iter().all(|r| r["apiKeyName"] == "ci"));
     // A deleted key is refused like an unknown one.
     let (code, _) = status(&app, "DELETE", "/api/keys/ci", Some(&admin), false).await;
     assert_eq!(code, 200);

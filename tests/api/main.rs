@@ -14,6 +14,7 @@ mod mock_oauth;
 mod oauth;
 mod openapi;
 mod overhead;
+mod providers;
 mod records;
 mod reliability;
 mod serve_binary;

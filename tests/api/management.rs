@@ -65,6 +65,9 @@ fn record(
         output_tokens_per_second: None,
         stream: false,
         client_ip: None,
+        requested_model: None,
+        provider: None,
+        api_key_name: None,
     }
 }
 

@@ -253,6 +253,9 @@ impl Store {
                         r::output_tokens_per_second.eq(e.output_tokens_per_second),
                         r::stream.eq(e.stream),
                         r::client_ip.eq(&e.client_ip),
+                        r::requested_model.eq(&e.requested_model),
+                        r::provider.eq(&e.provider),
+                        r::api_key_name.eq(&e.api_key_name),
                     ))
                     .execute(c)?;
             }

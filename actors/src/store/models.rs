@@ -35,6 +35,9 @@ pub(crate) struct AccountRow {
     pub requires_reauth: bool,
     pub email: Option<String>,
     pub organization: Option<String>,
+    pub base_url: Option<String>,
+    /// JSON object.
+    pub model_map: Option<String>,
 }
 
 impl AccountRow {
@@ -69,6 +72,11 @@ impl AccountRow {
             requires_reauth: a.requires_reauth,
             email: a.email.clone(),
             organization: a.organization.clone(),
+            base_url: a.base_url.clone(),
+            model_map: a
+                .model_map
+                .as_ref()
+                .and_then(|m| serde_json::to_string(m).ok()),
         }
     }
 
@@ -112,6 +120,8 @@ impl AccountRow {
             refresh_backoff_until: None,
             email: self.email,
             organization: self.organization,
+            base_url: self.base_url,
+            model_map: self.model_map.and_then(|m| serde_json::from_str(&m).ok()),
         }))
     }
 }
@@ -141,6 +151,11 @@ pub struct RequestRecord {
     pub output_tokens_per_second: Option<f64>,
     pub stream: bool,
     pub client_ip: Option<String>,
+    /// The model the client asked for, when a model map sent another.
+    pub requested_model: Option<String>,
+    pub provider: Option<String>,
+    /// The access key the request came in with (access control on).
+    pub api_key_name: Option<String>,
 }
 
 /// What went over the wire for one request, capped, with credential headers removed.

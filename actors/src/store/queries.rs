@@ -42,6 +42,8 @@ pub struct RequestFilter {
     pub account: Option<String>,
     pub model: Option<String>,
     pub status: Option<StatusFilter>,
+    /// The access key's name.
+    pub key: Option<String>,
 }
 
 /// The range and filters of an analytics query.
@@ -53,6 +55,8 @@ pub struct AnalyticsFilter {
     pub accounts: Vec<String>,
     pub models: Vec<String>,
     pub status: Option<StatusFilter>,
+    /// Access key names; empty means all.
+    pub keys: Vec<String>,
 }
 
 /// Sums over a group of requests (a time bucket, a model, an account...).
@@ -141,6 +145,11 @@ fn where_clause(f: &AnalyticsFilter) -> Where {
         sql.push_str(&format!(" AND model IN ({marks})"));
         texts.extend(f.models.iter().cloned());
     }
+    if !f.keys.is_empty() {
+        let marks = vec!["?"; f.keys.len()].join(", ");
+        sql.push_str(&format!(" AND api_key_name IN ({marks})"));
+        texts.extend(f.keys.iter().cloned());
+    }
     Where {
         sql,
         texts,
@@ -204,6 +213,9 @@ impl Store {
         }
         if let Some(model) = &f.model {
             q = q.filter(dsl::model.eq(model.clone()));
+        }
+        if let Some(key) = &f.key {
+            q = q.filter(dsl::api_key_name.eq(key.clone()));
         }
         match &f.status {
             Some(StatusFilter::Success) => q = q.filter(dsl::success.eq(true)),

@@ -29,6 +29,8 @@ diesel::table! {
         requires_reauth -> Bool,
         email -> Nullable<Text>,
         organization -> Nullable<Text>,
+        base_url -> Nullable<Text>,
+        model_map -> Nullable<Text>,
     }
 }
 
@@ -90,6 +92,9 @@ diesel::table! {
         output_tokens_per_second -> Nullable<Double>,
         stream -> Bool,
         client_ip -> Nullable<Text>,
+        requested_model -> Nullable<Text>,
+        provider -> Nullable<Text>,
+        api_key_name -> Nullable<Text>,
     }
 }
 

@@ -40,6 +40,9 @@ fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
         output_tokens_per_second: None,
         stream: false,
         client_ip: None,
+        requested_model: None,
+        provider: None,
+        api_key_name: None,
     }
 }
 
