@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::proxy::{self, ProxySettings, ProxyState};
 use crate::{api, error::ApiError};
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use claudeflare_actors::logger::LoggerSettings;
 use claudeflare_actors::protocol::PriceTable;
@@ -138,12 +139,17 @@ impl Application {
             config.oauth_pending_ttl_ms as i64,
         ));
 
+        // Per-request spans cost a request id (a random UUID) and some formatting even
+        // when no span is recorded, so the middleware is left out when the log filter
+        // drops its INFO spans anyway (with it disabled it emits nothing).
+        let request_spans =
+            tracing::enabled!(target: "tracing_actix_web::root_span_builder", tracing::Level::INFO);
         let mut server = HttpServer::new(move || {
             // awc's client is !Send: one per worker, sharing its connection pool there.
             let client = upstream_client(connect_timeout, header_timeout);
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::auth::guard))
-                .wrap(TracingLogger::default())
+                .wrap(Condition::new(request_spans, TracingLogger::default()))
                 .app_data(access.clone())
                 .app_data(proxy_state.clone())
                 .app_data(engine_data.clone())
