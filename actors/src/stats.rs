@@ -154,7 +154,36 @@ pub struct StatsSnapshot {
 /// A live event for subscribers of the request stream.
 #[derive(Clone, Debug)]
 pub enum RequestEvent {
+    /// A request arrived (before an account is chosen).
+    Started(Arc<RequestStart>),
     Finished(Arc<RequestRecord>),
+}
+
+/// What is known of a request when it arrives.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestStart {
+    pub id: String,
+    pub timestamp: String,
+    pub method: String,
+    pub path: String,
+    pub model: Option<String>,
+    pub stream: bool,
+}
+
+/// A request arrived: published to live subscribers only (nothing is counted).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RequestStarted(pub Arc<RequestStart>);
+
+impl Handler<RequestStarted> for StatsAggregator {
+    type Result = ();
+
+    fn handle(&mut self, msg: RequestStarted, _: &mut Self::Context) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(RequestEvent::Started(msg.0));
+        }
+    }
 }
 
 /// The aggregator; see the module docs.

@@ -304,13 +304,17 @@ where
         .streaming(stream)
 }
 
-/// `GET /api/requests/stream`: an SSE event `request` with the row each time a
-/// request finishes.
+/// `GET /api/requests/stream`: an SSE event `request_started` when a request
+/// arrives (id, time, method, path, model, stream) and `request` with the row when
+/// it finishes.
 #[utoipa::path(get, path = "/requests/stream", summary = "Finished requests as server-sent events (`request`)", responses((status = 200, description = "text/event-stream")))]
 #[get("/requests/stream")]
 pub async fn live(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let rx = engine.stats.send(SubscribeRequests).await?;
     Ok(sse_response(rx, |event| match event {
+        RequestEvent::Started(start) => serde_json::to_value(&*start)
+            .ok()
+            .map(|v| ("request_started".to_string(), v)),
         RequestEvent::Finished(record) => {
             let row = serde_json::to_value(RequestRow::from(RequestRecord::clone(&record))).ok()?;
             Some(("request".to_string(), row))

@@ -201,6 +201,19 @@ pub async fn proxy(
         Ok(body) => {
             ctx.meta = RequestMeta::from_body(&body);
             ctx.body = body;
+            state
+                .engine
+                .stats
+                .do_send(claudeflare_actors::stats::RequestStarted(Arc::new(
+                    claudeflare_actors::stats::RequestStart {
+                        id: ctx.id.clone(),
+                        timestamp: claudeflare_actors::clock::iso(ctx.timestamp_ms),
+                        method: ctx.method.clone(),
+                        path: ctx.path.clone(),
+                        model: ctx.meta.model.clone(),
+                        stream: ctx.meta.stream,
+                    },
+                )));
         }
         Err(BodyError::TooLarge) => {
             let message = format!(
@@ -583,9 +596,9 @@ fn deliver(
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok()),
     );
+    builder.insert_header((OVERHEAD_HEADER, overhead_value(&ctx, &state.engine.metrics)));
     let recorder = Recorder::new(state, draft, &content_type, encoding, capture);
     let body = RecordingBody::new(response, length, recorder, idle);
-    builder.insert_header((OVERHEAD_HEADER, overhead_value(&ctx)));
     match length {
         Some(n) => builder.body(SizedStream::new(n, body)),
         None => builder.streaming(body),
@@ -594,8 +607,12 @@ fn deliver(
 
 /// `x-claudeflare-overhead-ms`: the time since the request arrived, minus the upstream
 /// waits, as milliseconds with 3 decimals.
-fn overhead_value(ctx: &RequestContext) -> HeaderValue {
+fn overhead_value(
+    ctx: &RequestContext,
+    metrics: &claudeflare_actors::metrics::Metrics,
+) -> HeaderValue {
     let overhead = ctx.started.elapsed().saturating_sub(ctx.upstream_wait);
+    metrics.overhead_seconds.observe(overhead.as_secs_f64());
     let micros = overhead.as_micros();
     let text = format!("{}.{:03}", micros / 1000, micros % 1000);
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0.000"))

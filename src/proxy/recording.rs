@@ -129,6 +129,7 @@ impl Recorder {
         encoding: Encoding,
         capture: Option<PayloadDraft>,
     ) -> Self {
+        state.engine.metrics.in_flight_streams.inc();
         let provider =
             claudeflare_actors::providers::by_id(draft.provider.as_deref().unwrap_or("anthropic"));
         let watch = if content_type.starts_with("text/event-stream") {
@@ -196,6 +197,7 @@ impl Recorder {
             capture,
             first_token_at,
         } = self;
+        state.engine.metrics.in_flight_streams.dec();
         let ended = Instant::now();
         let body_joined = || -> Vec<u8> {
             let mut all = Vec::with_capacity(kept_len);

@@ -278,6 +278,7 @@ async fn the_live_stream_reaches_every_subscriber() {
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
         assert!(text.contains(&id), "{text}");
+        assert!(text.contains("event: request_started"), "{text}");
     }
 }
 
@@ -492,6 +493,11 @@ async fn metrics_are_prometheus_text_without_secrets() {
     );
     assert!(text.contains("claudeflare_tokens_total{kind=\"input\"}"));
     assert!(text.contains("claudeflare_response_seconds_bucket"));
+    assert!(
+        text.contains("claudeflare_proxy_overhead_seconds_count 2"),
+        "{text}"
+    );
+    assert!(text.contains("claudeflare_in_flight_streams 0"), "{text}");
     assert!(!text.contains("secret"), "no credential in metrics");
 }
 
