@@ -47,6 +47,10 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// Most proxied requests in flight at once (streams included); past it, 503.
+    pub max_concurrent_requests: usize,
+    /// Time a client has to send its request headers (slow clients are cut off).
+    pub client_request_timeout_ms: u64,
     /// Most client sessions the `session-affinity` strategy remembers.
     pub affinity_capacity: usize,
     /// OAuth endpoints and client (Anthropic has moved them; all are settings).
@@ -106,6 +110,8 @@ impl Default for Config {
             payload_max_bytes: 256 * 1024,
             shutdown_timeout_ms: 30_000,
             workers: 0,
+            max_concurrent_requests: 1024,
+            client_request_timeout_ms: 10_000,
             affinity_capacity: 10_000,
             oauth_client_id: "9d1c250a-e61b-44d9-88ed-5944d1962f5e".to_string(),
             oauth_token_url: "https://console.anthropic.com/v1/oauth/token".to_string(),
@@ -138,7 +144,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 37] = [
+const ENV_KEYS: [&str; 39] = [
     "host",
     "port",
     "data_dir",
@@ -176,6 +182,8 @@ const ENV_KEYS: [&str; 37] = [
     "retention_payload_days",
     "retention_request_days",
     "insecure_no_auth",
+    "max_concurrent_requests",
+    "client_request_timeout_ms",
 ];
 
 /// A setting that stops start-up. Its message is the one line the user sees.
@@ -348,6 +356,9 @@ impl Config {
                     "must be 64 hexadecimal characters (32 bytes)",
                 ));
             }
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err(invalid("max_concurrent_requests", "must be greater than 0"));
         }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0"));

@@ -112,6 +112,9 @@ impl Application {
         let proxy_state = web::Data::new(ProxyState {
             engine: engine.clone(),
             settings,
+            in_flight: std::sync::Arc::new(tokio::sync::Semaphore::new(
+                config.max_concurrent_requests,
+            )),
         });
         let engine_data = web::Data::new(engine.clone());
         let config_file = config.config_file_path();
@@ -170,6 +173,7 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .disable_signals()
+        .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
         .shutdown_timeout(config.shutdown_timeout_ms.div_ceil(1000));
         if config.workers > 0 {
             server = server.workers(config.workers);

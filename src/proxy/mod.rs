@@ -64,6 +64,8 @@ pub struct ProxySettings {
 pub struct ProxyState {
     pub engine: Engine,
     pub settings: ProxySettings,
+    /// One permit per proxied request in flight, held until its body ends.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// One request as it moves through the phases.
@@ -87,6 +89,8 @@ struct RequestContext {
     api_key_name: Option<String>,
     /// The model actually sent, when the account's model map replaced the client's.
     sent_model: Option<String>,
+    /// This request's place under the concurrency cap.
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl RequestContext {
@@ -113,6 +117,7 @@ impl RequestContext {
                 .get::<claudeflare_actors::keys::Caller>()
                 .map(|c| c.name.clone()),
             sent_model: None,
+            permit: None,
         }
     }
 
@@ -197,6 +202,23 @@ pub async fn proxy(
     client: web::Data<awc::Client>,
 ) -> HttpResponse {
     let mut ctx = RequestContext::new(&req);
+    match state.in_flight.clone().try_acquire_owned() {
+        Ok(permit) => ctx.permit = Some(permit),
+        Err(_) => {
+            let message = "the proxy is at its limit of concurrent requests; retry shortly";
+            let body =
+                json!({"type": "error", "error": {"type": "overloaded_error", "message": message}});
+            return local_answer(
+                &state,
+                &req,
+                &ctx,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded_error",
+                message,
+                Some((body, 1)),
+            );
+        }
+    }
     match read_body(payload, &req, state.settings.max_body_bytes).await {
         Ok(body) => {
             ctx.meta = RequestMeta::from_body(&body);
@@ -552,7 +574,7 @@ fn retry_delay(
 /// Sends the chosen upstream answer to the client as it arrives.
 fn deliver(
     req: &HttpRequest,
-    ctx: RequestContext,
+    mut ctx: RequestContext,
     state: web::Data<ProxyState>,
     response: awc::ClientResponse,
     account: Option<Arc<Account>>,
@@ -598,7 +620,7 @@ fn deliver(
     );
     builder.insert_header((OVERHEAD_HEADER, overhead_value(&ctx, &state.engine.metrics)));
     let recorder = Recorder::new(state, draft, &content_type, encoding, capture);
-    let body = RecordingBody::new(response, length, recorder, idle);
+    let body = RecordingBody::new(response, length, recorder, idle).holding(ctx.permit.take());
     match length {
         Some(n) => builder.body(SizedStream::new(n, body)),
         None => builder.streaming(body),

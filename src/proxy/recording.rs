@@ -413,6 +413,8 @@ pub struct RecordingBody<S> {
     idle_timeout: Duration,
     recorder: Option<Recorder>,
     done: bool,
+    /// The request's place under the concurrency cap, released with the body.
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 impl<S> RecordingBody<S> {
@@ -430,7 +432,14 @@ impl<S> RecordingBody<S> {
             idle_timeout,
             recorder: Some(recorder),
             done: false,
+            _permit: None,
         }
+    }
+
+    /// Keeps the concurrency permit until the body is dropped.
+    pub fn holding(mut self, permit: Option<tokio::sync::OwnedSemaphorePermit>) -> Self {
+        self._permit = permit;
+        self
     }
 
     fn finish(&mut self, end: BodyEnd) {

@@ -297,3 +297,66 @@ async fn kill_9_mid_traffic_loses_at_most_the_last_batch_and_nothing_else() {
         answered_total = total;
     }
 }
+
+#[actix_web::test]
+async fn the_concurrency_cap_answers_503_and_frees_places_as_streams_end() {
+    let app = spawn_app_with(|c| c.max_concurrent_requests = 2).await;
+    app.add_account("alpha", KEY).await;
+    app.mock
+        .set_default(Behavior::sse(Duration::from_millis(150), SseEnd::Complete));
+    let app = std::rc::Rc::new(app);
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let app = app.clone();
+        open.push(actix_web::rt::spawn(async move {
+            app.message(STREAM_BODY).await.status
+        }));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while app
+        .mock
+        .counters
+        .streams_started
+        .load(std::sync::atomic::Ordering::SeqCst)
+        < 2
+    {
+        assert!(Instant::now() < deadline);
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+    }
+    let refused = app.message(BODY).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.json()["error"]["type"], "overloaded_error");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    for s in open {
+        assert_eq!(s.await.expect("join"), 200);
+    }
+    assert_eq!(app.message(BODY).await.status, 200, "places are freed");
+}
+
+#[actix_web::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let app = spawn_app_with(|c| c.client_request_timeout_ms = 500).await;
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let started = Instant::now();
+    let outcome = actix_web::rt::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        s.write_all(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-slow: ")
+            .expect("write");
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+    .await
+    .expect("join");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        outcome.is_empty() || outcome.starts_with("HTTP/1.1 408"),
+        "{outcome}"
+    );
+}
