@@ -98,7 +98,9 @@ impl Engine {
             registry: registry.clone(),
             selector,
             refresher: TokenRefresher::new(settings.refresh, registry.clone()).start(),
-            logger: RequestLogger::new(store.clone(), settings.logger).start(),
+            logger: RequestLogger::new(store.clone(), settings.logger)
+                .with_metrics(metrics.clone())
+                .start(),
             stats: StatsAggregator::new(seed, metrics.clone()).start(),
             store,
             prices: Arc::new(prices),

@@ -10,6 +10,8 @@ use tokio::sync::oneshot;
 
 /// How often a repeated write failure is logged.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
+/// How long to wait before writing again after a failed write.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// The logger's limits.
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +44,9 @@ pub struct RequestLogger {
     waiters: Vec<oneshot::Sender<()>>,
     dropped: u64,
     last_error_log: Option<Instant>,
+    /// After a failed write, the next try waits until then.
+    retry_at: Option<Instant>,
+    metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 impl RequestLogger {
@@ -54,6 +59,34 @@ impl RequestLogger {
             waiters: Vec::new(),
             dropped: 0,
             last_error_log: None,
+            retry_at: None,
+            metrics: None,
+        }
+    }
+
+    /// Where dropped records are counted.
+    pub fn with_metrics(mut self, metrics: std::sync::Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count_dropped(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.dropped += n as u64;
+        if let Some(m) = &self.metrics {
+            m.dropped_records.inc_by(n as u64);
+        }
+        let due = self
+            .last_error_log
+            .is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL);
+        if due {
+            self.last_error_log = Some(Instant::now());
+            tracing::warn!(
+                dropped = self.dropped,
+                "request log is full; dropping records"
+            );
         }
     }
 
@@ -71,17 +104,40 @@ impl RequestLogger {
         let take = self.pending.len().min(self.settings.max_batch);
         let batch: Vec<LogEntry> = self.pending.drain(..take).collect();
         let store = self.store.clone();
-        let write =
-            async move { blocking(move || store.insert_requests(&batch).map(|_| take)).await };
-        ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
+        // The batch comes back with the result, so a failed write can be retried
+        // without copying it first.
+        let write = async move {
+            blocking(move || {
+                let result = store.insert_requests(&batch);
+                Ok((batch, result))
+            })
+            .await
+            .unwrap_or_else(|e| (Vec::new(), Err(e)))
+        };
+        ctx.spawn(write.into_actor(self).map(|(batch, result), act, ctx| {
             act.writing = false;
-            if let Err(e) = result {
-                let due = act
-                    .last_error_log
-                    .is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL);
-                if due {
-                    act.last_error_log = Some(Instant::now());
-                    tracing::error!(error = %e, "writing request records failed; the batch is lost");
+            match result {
+                Ok(()) => act.retry_at = None,
+                Err(e) => {
+                    // Keep the batch for the next try (the disk may come back), oldest
+                    // first, within the pending bound.
+                    let due = act
+                        .last_error_log
+                        .is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL);
+                    if due {
+                        act.last_error_log = Some(Instant::now());
+                        tracing::error!(error = %e, pending = act.pending.len() + batch.len(), "writing request records failed; keeping them and retrying");
+                    }
+                    act.pending.splice(0..0, batch);
+                    let excess = act.pending.len().saturating_sub(act.settings.max_pending);
+                    act.pending.drain(..excess);
+                    act.count_dropped(excess);
+                    act.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
+                    // Shutdown must not wait for a disk that does not come back.
+                    for w in act.waiters.drain(..) {
+                        let _ = w.send(());
+                    }
+                    return;
                 }
             }
             let full = act.pending.len() >= act.settings.max_batch;
@@ -97,7 +153,8 @@ impl Actor for RequestLogger {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(self.settings.flush_interval, |act, ctx| {
-            if !act.pending.is_empty() {
+            let waiting = act.retry_at.is_some_and(|t| Instant::now() < t);
+            if !act.pending.is_empty() && !waiting {
                 act.write_batch(ctx);
             }
         });
@@ -124,7 +181,8 @@ impl Handler<RecordRequest> for RequestLogger {
             return;
         }
         self.pending.push(msg.0);
-        if self.pending.len() >= self.settings.max_batch {
+        let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
+        if self.pending.len() >= self.settings.max_batch && !waiting {
             self.write_batch(ctx);
         }
     }

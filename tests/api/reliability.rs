@@ -115,10 +115,14 @@ async fn a_gzip_body_passes_through_untouched_and_a_short_body_is_a_failure() {
         .send_body(BODY)
         .await;
     if let Ok(mut r) = sent {
-        assert!(
-            r.body().await.is_err(),
-            "the client sees the cut, not a complete body"
-        );
+        // awc itself reports a cut connection as the end of the body: then the
+        // body is short of its Content-Length.
+        if let Ok(body) = r.body().await {
+            assert!(
+                body.len() < 500,
+                "the client sees the cut, not a complete body"
+            );
+        }
     }
     let rows = app.wait_for_requests(1).await;
     let id = rows[0]["id"].as_str().unwrap_or("").to_string();
@@ -359,4 +363,42 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
         outcome.is_empty() || outcome.starts_with("HTTP/1.1 408"),
         "{outcome}"
     );
+}
+
+#[actix_web::test]
+async fn when_the_database_cannot_be_written_the_proxy_goes_on_and_catches_up() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let app = spawn_app_with(|_| {}).await;
+    app.add_account("alpha", KEY).await;
+    let db = app.data_dir.path().join("claudeflare.db");
+    let mut side = diesel::SqliteConnection::establish(db.to_str().expect("utf8")).expect("open");
+    side.batch_execute("PRAGMA busy_timeout = 5000; ALTER TABLE requests RENAME TO requests_away;")
+        .expect("break the table");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let answer = app.message(BODY).await;
+        assert_eq!(answer.status, 200, "proxying goes on");
+        ids.push(answer.request_id());
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(600)).await;
+    let failures = claudeflare::telemetry::hub()
+        .history(1000)
+        .iter()
+        .filter(|e| e.message.starts_with("writing request records failed"))
+        .count();
+    assert_eq!(
+        failures, 1,
+        "the failure is logged once, not per request or per retry"
+    );
+    side.batch_execute("ALTER TABLE requests_away RENAME TO requests;")
+        .expect("repair the table");
+    let rows = app.wait_for_requests(5).await;
+    let got: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    for id in &ids {
+        assert!(
+            got.contains(&id.as_str()),
+            "record {id} was kept and written later"
+        );
+    }
 }
