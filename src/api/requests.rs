@@ -321,3 +321,43 @@ pub async fn live(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[actix_web::test]
+    async fn a_subscriber_that_falls_behind_is_cut_off_not_waited_for() {
+        let (tx, rx) = tokio::sync::broadcast::channel::<u32>(8);
+        let response = sse_response(rx, |n| Some(("n".to_string(), serde_json::json!(n))));
+        // The publisher never waits: 100 events into a buffer of 8.
+        for n in 0..100 {
+            let _ = tx.send(n);
+        }
+        let body = response.into_body();
+        let bytes = actix_web::body::to_bytes(body).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.starts_with(": connected"), "{text}");
+        assert!(
+            !text.contains("event: n"),
+            "a lagging subscriber gets no stale events: {text}"
+        );
+        // The stream ended on its own (to_bytes returned) although the sender lives on.
+        drop(tx);
+    }
+
+    #[actix_web::test]
+    async fn a_keeping_up_subscriber_gets_every_event() {
+        let (tx, rx) = tokio::sync::broadcast::channel::<u32>(8);
+        let response = sse_response(rx, |n| Some(("n".to_string(), serde_json::json!(n))));
+        for n in 0..3 {
+            let _ = tx.send(n);
+        }
+        drop(tx);
+        let bytes = actix_web::body::to_bytes(response.into_body())
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        assert_eq!(text.matches("event: n").count(), 3, "{text}");
+    }
+}

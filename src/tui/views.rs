@@ -167,13 +167,20 @@ fn accounts(state: &TuiState) -> Box<dyn View> {
     for a in &state.data.accounts {
         let name = text(&a["name"]);
         let label = format!(
-            "{:<16} {:<8} tier {:<3} prio {:<3} {:<16} {} req",
+            "{:<16} {:<8} tier {:<3} prio {:<3} {:<16} {} req{}",
             name,
-            text(&a["kind"]),
+            match a["provider"].as_str() {
+                Some(p) if p != "anthropic" => p.to_string(),
+                _ => text(&a["kind"]),
+            },
             text(&a["tier"]),
             text(&a["priority"]),
             state_of(a),
             text(&a["totalRequests"]),
+            a["baseUrl"]
+                .as_str()
+                .map(|u| format!("  {u}"))
+                .unwrap_or_default(),
         );
         list.add_item(label, name);
     }

@@ -22,7 +22,14 @@ export function stateBadge(a) {
   return h('span', { class: 'badge ok' }, 'Available');
 }
 
-const kindLabel = (a) => (a.kind === 'oauth' ? 'Subscription (OAuth)' : 'API key');
+const PROVIDERS = [['anthropic', 'Anthropic'], ['anthropic-compatible', 'Anthropic-compatible (give a base URL)'], ['zai', 'Z.ai (GLM)'], ['minimax', 'MiniMax']];
+const providerName = (id) => (PROVIDERS.find(([v]) => v === id) || [id, id])[1].replace(/ \(.*\)$/, '');
+const kindLabel = (a) => {
+  const kind = a.kind === 'oauth' ? 'Subscription (OAuth)' : 'API key';
+  if (!a.provider || a.provider === 'anthropic') return kind;
+  return h('span', {}, `${providerName(a.provider)} · ${kind}`,
+    a.baseUrl ? h('small', { class: 'muted', style: 'display:block' }, a.baseUrl) : null);
+};
 const tierLabel = { 1: 'Pro / 1x', 5: 'Max 5x', 20: 'Max 20x' };
 const TIERS = [['1', 'Tier 1 (Pro, API)'], ['5', 'Tier 5 (Max 5x)'], ['20', 'Tier 20 (Max 20x)']];
 
@@ -164,6 +171,12 @@ function addForm() {
   const mode = select([['max', 'Claude Pro / Max'], ['console', 'Anthropic Console (mints an API key)']], 'max', { id: 'add-mode' });
   const key = h('input', { type: 'password', id: 'add-key', autocomplete: 'off', spellcheck: false, placeholder: 'sk-ant-api03-…' });
   const tier = select(TIERS, '1', { id: 'add-tier' });
+  const provider = select(PROVIDERS, 'anthropic', { id: 'add-provider' });
+  const baseUrl = h('input', { type: 'url', id: 'add-base-url', autocomplete: 'off', placeholder: 'https://… (optional for presets)' });
+  const modelMap = h('input', { type: 'text', id: 'add-model-map', autocomplete: 'off', placeholder: 'opus=glm-4.6,sonnet=glm-4.6' });
+  const providerField = field('Provider', provider);
+  const baseUrlField = field('Base URL', baseUrl);
+  const modelMapField = field('Model map', modelMap, 'Requested model or family (opus, sonnet, haiku) = model to send.');
   const priority = h('input', { type: 'number', id: 'add-priority', min: '0', max: '100', value: '0' });
   const modeField = field('Sign in to', mode);
   const keyField = field('API key', key, 'Stored encrypted; only its last four characters are shown again.');
@@ -172,12 +185,16 @@ function addForm() {
     const oauth = kind.querySelector('input:checked').value === 'oauth';
     modeField.hidden = !oauth;
     keyField.hidden = oauth;
+    providerField.hidden = oauth;
+    baseUrlField.hidden = oauth;
+    modelMapField.hidden = oauth;
     key.required = !oauth;
     submit.textContent = oauth ? 'Start sign-in' : 'Add account';
   };
   kind.addEventListener('change', sync);
   const form = h('form', { class: 'add-form', 'aria-label': 'Add an account' },
     kind, h('div', { class: 'row' }, field('Name', name), modeField, keyField, field('Tier', tier), field('Priority', priority)),
+    h('div', { class: 'row' }, providerField, baseUrlField, modelMapField),
     h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', (e) => {
     e.preventDefault();
@@ -187,7 +204,11 @@ function addForm() {
         const start = await api.post('/api/oauth/init', { name: name.value.trim(), mode: mode.value, tier: Number(tier.value) });
         if (await finishSignIn(start, `Sign in ${name.value.trim()}`, `${name.value.trim()} added`)) form.reset();
       } else {
-        await api.post('/api/accounts', { name: name.value.trim(), apiKey: key.value.trim(), tier: Number(tier.value), priority: Number(priority.value) });
+        const body = { name: name.value.trim(), apiKey: key.value.trim(), tier: Number(tier.value), priority: Number(priority.value), provider: provider.value };
+        if (baseUrl.value.trim()) body.baseUrl = baseUrl.value.trim();
+        const pairs = modelMap.value.split(',').map((p) => p.split('=').map((x) => x.trim())).filter((p) => p.length === 2 && p[0] && p[1]);
+        if (pairs.length) body.modelMap = Object.fromEntries(pairs);
+        await api.post('/api/accounts', body);
         notify(`${name.value.trim()} added`);
         form.reset();
         load();

@@ -21,7 +21,7 @@ fn fixture() -> TuiState {
         stats: json!({"totalRequests": 1234, "successRate": 99.5, "totalTokens": 56789, "totalCostUsd": 12.5, "avgResponseTime": 850.0}),
         accounts: vec![
             json!({"name": "work-max", "kind": "oauth", "tier": 20, "priority": 0, "totalRequests": 1000, "sessionInfo": {"active": true}, "utilization5h": 0.42, "utilization7d": 0.1}),
-            json!({"name": "pro-spare", "kind": "api_key", "tier": 1, "priority": 0, "totalRequests": 234, "unavailableReason": "rate_limited", "rateLimitedUntil": in_90_min, "utilization5h": 1.0}),
+            json!({"name": "pro-spare", "kind": "api_key", "provider": "zai", "baseUrl": "https://api.z.ai/api/anthropic", "tier": 1, "priority": 0, "totalRequests": 234, "unavailableReason": "rate_limited", "rateLimitedUntil": in_90_min, "utilization5h": 1.0}),
         ],
         requests: vec![
             json!({"timestamp": "2026-11-26T12:00:01.000Z", "accountName": "work-max", "statusCode": 200, "model": "claude-sonnet-4-5", "inputTokens": 11, "outputTokens": 7, "responseTimeMs": 321, "success": true}),
@@ -106,6 +106,7 @@ fn every_screen_renders_from_state_in_80_by_24() {
     }
     let s = h.press(&[Event::Char('2')]);
     assert!(has(&s, "[2 Accounts]") && has(&s, "tier 20") && has(&s, "p pause"));
+    assert!(has(&s, "zai"), "the provider is shown");
     let s = h.press(&[Event::Char('3')]);
     assert!(has(&s, "claude-sonnet-4-5") && has(&s, "321 ms"));
     let s = h.press(&[Event::Key(Key::Enter)]);
