@@ -28,6 +28,45 @@ pub struct Access {
     store: Store,
     /// Uses per key id since the last flush: (count, last use).
     uses: Mutex<HashMap<String, (i64, i64)>>,
+    /// Per-key limit state: (minute, requests in it, requests in flight).
+    limits: Mutex<HashMap<String, (i64, u32, u32)>>,
+}
+
+/// A request's place under its key's concurrency limit; released on drop.
+pub struct InFlight {
+    access: Arc<Access>,
+    key_id: String,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut l) = self.access.limits.lock() {
+            if let Some(entry) = l.get_mut(&self.key_id) {
+                entry.2 = entry.2.saturating_sub(1);
+            }
+        }
+    }
+}
+
+/// A response body that holds its key's concurrency place until it is done.
+struct HeldBody {
+    body: actix_web::body::BoxBody,
+    _place: InFlight,
+}
+
+impl MessageBody for HeldBody {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> actix_web::body::BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<actix_web::web::Bytes, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_next(cx)
+    }
 }
 
 impl Access {
@@ -36,7 +75,45 @@ impl Access {
             ring,
             store,
             uses: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Applies a key's optional limits: `Err(seconds to wait)` when over one, else
+    /// its concurrency place (when it has a concurrency limit).
+    fn admit(self: &Arc<Self>, caller: &Caller) -> Result<Option<InFlight>, i64> {
+        let limits = caller.limits;
+        if limits.requests_per_minute.is_none() && limits.max_concurrent.is_none() {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let minute = now / 60_000;
+        let Ok(mut all) = self.limits.lock() else {
+            return Ok(None);
+        };
+        let entry = all.entry(caller.key_id.clone()).or_insert((minute, 0, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0, entry.2);
+        }
+        if let Some(rpm) = limits.requests_per_minute {
+            if entry.1 >= rpm {
+                return Err(((((minute + 1) * 60_000 - now) + 999) / 1000).max(1));
+            }
+        }
+        if let Some(max) = limits.max_concurrent {
+            if entry.2 >= max {
+                return Err(1);
+            }
+        }
+        entry.1 += 1;
+        if limits.max_concurrent.is_some() {
+            entry.2 += 1;
+            return Ok(Some(InFlight {
+                access: self.clone(),
+                key_id: caller.key_id.clone(),
+            }));
+        }
+        Ok(None)
     }
 
     fn note_use(&self, caller: &Caller) {
@@ -139,6 +216,7 @@ pub async fn guard(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let mut place: Option<InFlight> = None;
     let Some(access) = req
         .app_data::<web::Data<Arc<Access>>>()
         .map(|a| a.get_ref().clone())
@@ -177,6 +255,20 @@ pub async fn guard(
             return Ok(req.into_response(r).map_into_right_body());
         }
         if class == Class::Proxy {
+            match access.admit(&caller) {
+                Ok(p) => place = p,
+                Err(retry_after) => {
+                    let mut r = anthropic_error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "rate_limit_error",
+                        "this key is over its request limit; retry later",
+                    );
+                    if let Ok(v) = header::HeaderValue::from_str(&retry_after.to_string()) {
+                        r.headers_mut().insert(header::RETRY_AFTER, v);
+                    }
+                    return Ok(req.into_response(r).map_into_right_body());
+                }
+            }
             // The daemon's key must never reach the upstream.
             let headers = req.headers_mut();
             headers.remove("x-api-key");
@@ -201,6 +293,17 @@ pub async fn guard(
         if let Err(e) = blocking(move || store.append_audit(&entry)).await {
             tracing::warn!(error = %e, "writing the audit log failed");
         }
+    }
+    if let Some(place) = place {
+        // Held until the body (a stream, maybe) is done.
+        return Ok(res
+            .map_body(|_, body| {
+                actix_web::body::BoxBody::new(HeldBody {
+                    body: actix_web::body::BoxBody::new(body),
+                    _place: place,
+                })
+            })
+            .map_into_right_body());
     }
     Ok(res.map_into_left_body())
 }

@@ -53,6 +53,17 @@ pub struct KeyRecord {
     pub last_used: Option<i64>,
     pub request_count: i64,
     pub enabled: bool,
+    /// Optional limit: requests per minute.
+    pub requests_per_minute: Option<i32>,
+    /// Optional limit: requests (streams included) in flight at once.
+    pub max_concurrent: Option<i32>,
+}
+
+/// Optional limits of a key (off by default).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeyLimits {
+    pub requests_per_minute: Option<u32>,
+    pub max_concurrent: Option<u32>,
 }
 
 /// A newly issued key: the only time the key is seen.
@@ -95,6 +106,16 @@ pub enum KeyError {
 impl Store {
     /// Issues a key; the returned string is never stored.
     pub fn create_key(&self, name: &str, role: Role) -> Result<IssuedKey, KeyError> {
+        self.create_key_limited(name, role, KeyLimits::default())
+    }
+
+    /// Issues a key with optional limits.
+    pub fn create_key_limited(
+        &self,
+        name: &str,
+        role: Role,
+        limits: KeyLimits,
+    ) -> Result<IssuedKey, KeyError> {
         let key = format!("cfk_{}", random_token(32));
         let record = KeyRecord {
             id: uuid::Uuid::now_v7().to_string(),
@@ -105,6 +126,10 @@ impl Store {
             last_used: None,
             request_count: 0,
             enabled: true,
+            requests_per_minute: limits
+                .requests_per_minute
+                .map(|n| n.min(i32::MAX as u32) as i32),
+            max_concurrent: limits.max_concurrent.map(|n| n.min(i32::MAX as u32) as i32),
         };
         diesel::insert_into(api_keys::table)
             .values((
@@ -115,6 +140,8 @@ impl Store {
                 api_keys::created_at.eq(record.created_at),
                 api_keys::request_count.eq(0i64),
                 api_keys::enabled.eq(true),
+                api_keys::requests_per_minute.eq(record.requests_per_minute),
+                api_keys::max_concurrent.eq(record.max_concurrent),
             ))
             .execute(&mut *self.conn()?)
             .map_err(|e| match e {
@@ -247,6 +274,7 @@ pub struct Caller {
     pub key_id: String,
     pub name: String,
     pub role: Role,
+    pub limits: KeyLimits,
 }
 
 #[derive(Clone)]
@@ -283,6 +311,12 @@ impl KeyRing {
                         key_id: k.id,
                         name: k.name,
                         role: Role::parse(&k.role)?,
+                        limits: KeyLimits {
+                            requests_per_minute: k
+                                .requests_per_minute
+                                .and_then(|n| u32::try_from(n).ok()),
+                            max_concurrent: k.max_concurrent.and_then(|n| u32::try_from(n).ok()),
+                        },
                     },
                     enabled: k.enabled,
                 })

@@ -20,6 +20,8 @@ fn key_json(k: &KeyRecord) -> Value {
         "lastUsed": k.last_used.map(iso),
         "requestCount": k.request_count,
         "enabled": k.enabled,
+        "requestsPerMinute": k.requests_per_minute,
+        "maxConcurrent": k.max_concurrent,
     })
 }
 
@@ -36,10 +38,15 @@ impl From<KeyError> for ApiError {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NewKey {
     name: String,
     /// `proxy` (default: may use /v1/*) or `admin` (everything).
     role: Option<String>,
+    /// Optional: requests per minute (429 past it).
+    requests_per_minute: Option<u32>,
+    /// Optional: requests (streams included) in flight at once (429 past it).
+    max_concurrent: Option<u32>,
 }
 
 /// Reloads the in-memory key ring after a change.
@@ -65,8 +72,12 @@ pub async fn create(
             ApiError::BadRequest(format!("role: must be proxy or admin, not {r:?}"))
         })?,
     };
+    let limits = claudeflare_actors::keys::KeyLimits {
+        requests_per_minute: body.requests_per_minute.filter(|n| *n > 0),
+        max_concurrent: body.max_concurrent.filter(|n| *n > 0),
+    };
     let store = engine.store.clone();
-    let issued = blocking(move || Ok(store.create_key(&name, role))).await??;
+    let issued = blocking(move || Ok(store.create_key_limited(&name, role, limits))).await??;
     reload(&access, &engine).await?;
     tracing::info!(key = %issued.record.name, role = role.as_str(), "key issued");
     Ok(HttpResponse::Created().json(json!({

@@ -369,3 +369,93 @@ async fn no_secret_appears_in_any_answer_log_payload_or_file() {
         "a daemon key leaked"
     );
 }
+
+#[actix_web::test]
+async fn per_key_limits_answer_429_with_retry_after() {
+    use crate::mock::{Behavior, SseEnd};
+    let app = spawn_app().await;
+    app.add_account("alpha", ACCOUNT_KEY).await;
+    let admin = issue(&app, "ops", "admin", None).await;
+    let limited = |name: &str, body: Value| {
+        let client = app.client.clone();
+        let url = app.url("/api/keys");
+        let admin = admin.clone();
+        let mut body = body;
+        body["name"] = json!(name);
+        async move {
+            let mut r = client
+                .post(url)
+                .insert_header(("x-api-key", admin))
+                .send_json(&body)
+                .await
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 201);
+            let v: Value = serde_json::from_slice(&r.body().await.expect("body")).expect("json");
+            v["key"].as_str().expect("key").to_string()
+        }
+    };
+    // Two requests a minute.
+    let rpm = limited("rpm", json!({"role": "proxy", "requestsPerMinute": 2})).await;
+    for _ in 0..2 {
+        assert_eq!(
+            status(&app, "POST", "/v1/messages", Some(&rpm), false)
+                .await
+                .0,
+            200
+        );
+    }
+    let mut r = app
+        .client
+        .post(app.url("/v1/messages"))
+        .insert_header(("x-api-key", rpm.as_str()))
+        .send_body(BODY)
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: i64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=60).contains(&retry), "retry-after {retry}");
+    let body: Value = serde_json::from_slice(&r.body().await.expect("body")).expect("json");
+    assert_eq!(body["error"]["type"], "rate_limit_error");
+
+    // One stream at a time.
+    app.mock.set_default(Behavior::sse(
+        std::time::Duration::from_millis(100),
+        SseEnd::Complete,
+    ));
+    let one = limited("one", json!({"role": "proxy", "maxConcurrent": 1})).await;
+    let first = {
+        let client = app.client.clone();
+        let url = app.url("/v1/messages");
+        let key = one.clone();
+        actix_web::rt::spawn(async move {
+            let mut r = client
+                .post(url)
+                .insert_header(("x-api-key", key))
+                .send_body(crate::helpers::STREAM_BODY)
+                .await
+                .expect("send");
+            let _ = r.body().limit(1 << 20).await;
+            r.status().as_u16()
+        })
+    };
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        status(&app, "POST", "/v1/messages", Some(&one), false)
+            .await
+            .0,
+        429
+    );
+    assert_eq!(first.await.expect("join"), 200);
+    assert_eq!(
+        status(&app, "POST", "/v1/messages", Some(&one), false)
+            .await
+            .0,
+        200,
+        "the place is free again"
+    );
+}

@@ -44,6 +44,8 @@ diesel::table! {
         last_used -> Nullable<BigInt>,
         request_count -> BigInt,
         enabled -> Bool,
+        requests_per_minute -> Nullable<Integer>,
+        max_concurrent -> Nullable<Integer>,
     }
 }
 
