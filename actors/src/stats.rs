@@ -148,6 +148,8 @@ pub struct StatsSnapshot {
     pub avg_tokens_per_second: Option<f64>,
     pub top_models: Vec<ModelCount>,
     pub accounts: Vec<AccountStats>,
+    /// Per access key (when access control is on), since the daemon started.
+    pub keys: Vec<AccountStats>,
     pub recent_errors: Vec<RecentError>,
 }
 
@@ -191,6 +193,7 @@ pub struct StatsAggregator {
     all: Tally,
     by_model: HashMap<String, Tally>,
     by_account: HashMap<String, Tally>,
+    by_key: HashMap<String, Tally>,
     recent_errors: VecDeque<RecentError>,
     events: broadcast::Sender<RequestEvent>,
     metrics: Arc<Metrics>,
@@ -224,6 +227,7 @@ impl StatsAggregator {
             },
             by_model: HashMap::new(),
             by_account: HashMap::new(),
+            by_key: HashMap::new(),
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             events,
             metrics,
@@ -250,6 +254,9 @@ impl StatsAggregator {
             .entry(r.account_name.clone())
             .or_default()
             .add(r);
+        if let Some(key) = &r.api_key_name {
+            self.by_key.entry(key.clone()).or_default().add(r);
+        }
         if !r.success {
             if self.recent_errors.len() == RECENT_ERRORS {
                 self.recent_errors.pop_back();
@@ -276,19 +283,23 @@ impl StatsAggregator {
             .collect();
         top_models.sort_by(|a, b| b.count.cmp(&a.count).then(a.model.cmp(&b.model)));
         top_models.truncate(TOP_MODELS);
-        let mut accounts: Vec<AccountStats> = self
-            .by_account
-            .iter()
-            .map(|(name, t)| AccountStats {
-                name: name.clone(),
-                requests: t.requests,
-                success_rate: t.success_rate(),
-                avg_response_time: t.avg_response_time(),
-                total_tokens: t.tokens.total(),
-                total_cost_usd: t.cost_usd,
-            })
-            .collect();
-        accounts.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));
+        let rows = |groups: &HashMap<String, Tally>| {
+            let mut rows: Vec<AccountStats> = groups
+                .iter()
+                .map(|(name, t)| AccountStats {
+                    name: name.clone(),
+                    requests: t.requests,
+                    success_rate: t.success_rate(),
+                    avg_response_time: t.avg_response_time(),
+                    total_tokens: t.tokens.total(),
+                    total_cost_usd: t.cost_usd,
+                })
+                .collect();
+            rows.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.name.cmp(&b.name)));
+            rows
+        };
+        let accounts = rows(&self.by_account);
+        let keys = rows(&self.by_key);
         let tps = {
             let (sum, n) = self
                 .by_model
@@ -307,6 +318,7 @@ impl StatsAggregator {
             avg_tokens_per_second: self.all.avg_tps().or(tps),
             top_models,
             accounts,
+            keys,
             recent_errors: self.recent_errors.iter().cloned().collect(),
         }
     }
@@ -355,6 +367,7 @@ impl Handler<ResetStats> for StatsAggregator {
         self.all = Tally::default();
         self.by_model.clear();
         self.by_account.clear();
+        self.by_key.clear();
         self.recent_errors.clear();
     }
 }

@@ -119,6 +119,12 @@ async fn every_route_class_with_every_kind_of_key() {
         "the proxy key's two requests (x-api-key and Bearer)"
     );
     assert!(by_key.iter().all(|r| r["apiKeyName"] == "ci"));
+    let (_, stats) = status(&app, "GET", "/api/stats", Some(&admin), false).await;
+    let ci = stats["keys"]
+        .as_array()
+        .and_then(|l| l.iter().find(|k| k["name"] == "ci").cloned())
+        .unwrap_or_default();
+    assert_eq!(ci["requests"], 2, "stats per key: {stats}");
     // A deleted key is refused like an unknown one.
     let (code, _) = status(&app, "DELETE", "/api/keys/ci", Some(&admin), false).await;
     assert_eq!(code, 200);
