@@ -518,6 +518,20 @@ async fn every_api_error_is_json() {
     let (status, body) = app.post_json("/api/accounts", big).await;
     assert_eq!(status, 413);
     assert_eq!(body["error"]["type"], "payload_too_large");
+    // Invalid UTF-8 in a JSON body: a 400 naming the problem, nothing added.
+    let mut r = app
+        .client
+        .post(app.url("/api/accounts"))
+        .insert_header(("content-type", "application/json"))
+        .send_body(actix_web::web::Bytes::from_static(
+            b"{\"name\":\"\xff\xfe\",\"apiKey\":\"k\"}",
+        ))
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = serde_json::from_slice(&r.body().await.expect("body")).expect("JSON");
+    assert_eq!(body["error"]["type"], "invalid_request");
+    assert!(app.accounts().await.is_empty());
     let (status, body) = app.get_json("/api/nothing/here").await;
     assert_eq!(
         (status, body["error"]["type"].as_str()),
