@@ -53,6 +53,57 @@ pub struct RecordDraft {
     pub api_key_name: Option<String>,
 }
 
+/// How a request turned out, for its record.
+struct Outcome {
+    success: bool,
+    error_message: Option<String>,
+    ended: Instant,
+    first_token_ms: Option<i64>,
+    /// The model the answer named, if it did.
+    model: Option<String>,
+    usage: claudeflare_actors::protocol::Usage,
+    cost_usd: Option<f64>,
+    tokens_per_second: Option<f64>,
+    /// The answer was an event stream.
+    streamed: bool,
+}
+
+impl RecordDraft {
+    /// The one place a request record is put together.
+    fn into_record(self, o: Outcome) -> RequestRecord {
+        let model = o
+            .model
+            .or_else(|| self.sent_model.clone())
+            .or_else(|| self.requested_model.clone());
+        RequestRecord {
+            id: self.id,
+            timestamp: self.timestamp_ms,
+            method: self.method,
+            path: self.path,
+            account_id: self.account_id,
+            account_name: self.account_name,
+            status_code: Some(i32::from(self.status)),
+            success: o.success,
+            error_message: o.error_message,
+            response_time_ms: (o.ended - self.started).as_millis() as i64,
+            time_to_first_token_ms: o.first_token_ms,
+            failover_attempts: self.failover_attempts,
+            model,
+            input_tokens: o.usage.input_tokens,
+            output_tokens: o.usage.output_tokens,
+            cache_read_input_tokens: o.usage.cache_read_input_tokens,
+            cache_creation_input_tokens: o.usage.cache_creation_input_tokens,
+            cost_usd: o.cost_usd,
+            output_tokens_per_second: o.tokens_per_second,
+            stream: self.stream || o.streamed,
+            client_ip: self.client_ip,
+            requested_model: self.requested_model,
+            provider: self.provider,
+            api_key_name: self.api_key_name,
+        }
+    }
+}
+
 /// The request side of a stored payload, ready before the response starts.
 #[derive(Debug)]
 pub struct PayloadDraft {
@@ -292,32 +343,17 @@ impl Recorder {
             _ => None,
         };
 
-        let record = RequestRecord {
-            id: draft.id,
-            timestamp: draft.timestamp_ms,
-            method: draft.method,
-            path: draft.path,
-            account_id: draft.account_id,
-            account_name: draft.account_name,
-            status_code: Some(i32::from(draft.status)),
+        let record = draft.into_record(Outcome {
             success,
             error_message,
-            response_time_ms: (ended - draft.started).as_millis() as i64,
-            time_to_first_token_ms: ttft,
-            failover_attempts: draft.failover_attempts,
+            ended,
+            first_token_ms: ttft,
             model,
-            input_tokens: usage.input_tokens,
-            output_tokens: usage.output_tokens,
-            cache_read_input_tokens: usage.cache_read_input_tokens,
-            cache_creation_input_tokens: usage.cache_creation_input_tokens,
+            usage,
             cost_usd: cost,
-            output_tokens_per_second: tps,
-            stream: draft.stream || is_sse,
-            client_ip: draft.client_ip,
-            requested_model: draft.requested_model,
-            provider: draft.provider,
-            api_key_name: draft.api_key_name,
-        };
+            tokens_per_second: tps,
+            streamed: is_sse,
+        });
         let payload = capture.map(|c| {
             let limit = state.settings.payload_max_bytes;
             let mut body = joined.unwrap_or_else(body_joined);
@@ -354,35 +390,17 @@ pub fn record_local_answer(
     error: &str,
     capture: Option<(PayloadDraft, Bytes)>,
 ) {
-    let record = RequestRecord {
-        id: draft.id,
-        timestamp: draft.timestamp_ms,
-        method: draft.method,
-        path: draft.path,
-        account_id: draft.account_id,
-        account_name: draft.account_name,
-        status_code: Some(i32::from(draft.status)),
+    let record = draft.into_record(Outcome {
         success: false,
         error_message: Some(error.to_string()),
-        response_time_ms: draft.started.elapsed().as_millis() as i64,
-        time_to_first_token_ms: None,
-        failover_attempts: draft.failover_attempts,
-        model: draft
-            .sent_model
-            .clone()
-            .or_else(|| draft.requested_model.clone()),
-        input_tokens: None,
-        output_tokens: None,
-        cache_read_input_tokens: None,
-        cache_creation_input_tokens: None,
+        ended: Instant::now(),
+        first_token_ms: None,
+        model: None,
+        usage: Default::default(),
         cost_usd: None,
-        output_tokens_per_second: None,
-        stream: draft.stream,
-        client_ip: draft.client_ip,
-        requested_model: draft.requested_model,
-        provider: draft.provider,
-        api_key_name: draft.api_key_name,
-    };
+        tokens_per_second: None,
+        streamed: false,
+    });
     let payload = capture.map(|(c, body)| RequestPayload {
         request_id: record.id.clone(),
         request_headers: c.request_headers,

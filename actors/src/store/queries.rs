@@ -359,38 +359,45 @@ impl Store {
         request_before_ms: i64,
         batch: i64,
     ) -> Result<(usize, usize), StoreError> {
-        let mut totals = (0, 0);
+        // Each statement picks at most `batch` rows that still qualify, so every
+        // round makes progress until none are left.
+        let payloads = self.delete_in_batches(
+            "DELETE FROM request_payloads WHERE request_id IN \
+             (SELECT p.request_id FROM request_payloads p JOIN requests r ON r.id = p.request_id \
+              WHERE r.timestamp < ? LIMIT ?)",
+            payload_before_ms,
+            batch,
+        )?;
+        let requests = self.delete_in_batches(
+            "DELETE FROM requests WHERE id IN \
+             (SELECT id FROM requests WHERE timestamp < ? LIMIT ?)",
+            request_before_ms,
+            batch,
+        )?;
+        Ok((payloads, requests))
+    }
+
+    /// Runs a `DELETE … (SELECT … < ? LIMIT ?)` in its own transaction until it
+    /// deletes fewer than `batch` rows; the total deleted.
+    fn delete_in_batches(
+        &self,
+        sql: &str,
+        before_ms: i64,
+        batch: i64,
+    ) -> Result<usize, StoreError> {
+        let mut total = 0;
         loop {
             let n = self.conn()?.immediate_transaction(|c| {
-                diesel::sql_query(
-                    "DELETE FROM request_payloads WHERE request_id IN \
-                     (SELECT id FROM requests WHERE timestamp < ? LIMIT ?) ",
-                )
-                .bind::<BigInt, _>(payload_before_ms)
-                .bind::<BigInt, _>(batch)
-                .execute(c)
+                diesel::sql_query(sql)
+                    .bind::<BigInt, _>(before_ms)
+                    .bind::<BigInt, _>(batch)
+                    .execute(c)
             })?;
-            totals.0 += n;
+            total += n;
             if (n as i64) < batch {
-                break;
+                return Ok(total);
             }
         }
-        loop {
-            let n = self.conn()?.immediate_transaction(|c| {
-                diesel::sql_query(
-                    "DELETE FROM requests WHERE id IN \
-                     (SELECT id FROM requests WHERE timestamp < ? LIMIT ?)",
-                )
-                .bind::<BigInt, _>(request_before_ms)
-                .bind::<BigInt, _>(batch)
-                .execute(c)
-            })?;
-            totals.1 += n;
-            if (n as i64) < batch {
-                break;
-            }
-        }
-        Ok(totals)
     }
 
     /// SQLite's own consistency check: `ok` when the file is sound.

@@ -197,3 +197,42 @@ fn plaintext_credentials_from_older_versions_are_encrypted_on_open() {
         Some("sk-ant-legacy-plaintext-key")
     );
 }
+
+#[test]
+fn retention_deletes_every_old_payload_and_request_in_small_batches() {
+    let (_dir, store) = temp_store();
+    let batch: Vec<LogEntry> = (0..25)
+        .map(|i| LogEntry {
+            // 0..20 are old; 20..25 are recent.
+            record: record(
+                &format!("r{i:03}"),
+                if i < 20 { 1_000 + i } else { 1_000_000 + i },
+                true,
+            ),
+            payload: Some(RequestPayload {
+                request_id: format!("r{i:03}"),
+                request_headers: "{}".into(),
+                request_body: None,
+                response_headers: "{}".into(),
+                response_body: None,
+                truncated: false,
+            }),
+        })
+        .collect();
+    store.insert_requests(&batch).expect("insert");
+    // Payloads older than 500 000 go (all 20 old ones, 3 per transaction); requests
+    // older than 1 010 go (the first 10).
+    let (payloads, requests) = store
+        .delete_older_than(500_000, 1_010, 3)
+        .expect("retention");
+    assert_eq!((payloads, requests), (20, 10));
+    for i in 0..25 {
+        let id = format!("r{i:03}");
+        assert_eq!(
+            store.request_payload(&id).expect("payload").is_some(),
+            i >= 20,
+            "{id}"
+        );
+    }
+    assert_eq!(store.recent_requests(100).expect("rows").len(), 15);
+}
