@@ -17,6 +17,7 @@ mod overhead;
 mod providers;
 mod records;
 mod reliability;
+mod sdk;
 mod serve_binary;
 mod strategies;
 mod streaming;
