@@ -244,6 +244,13 @@ mod tests {
             r#"{ "max_tokens" : 5,"model":  "glm-4.6" ,"messages":[{"content":"\u00e9 model"}]}"#
         );
         assert!(rewrite_model(b"[1]", "x").is_none());
+        // Found by fuzzing: a number serde_json cannot hold does not stop the
+        // rewrite, and its bytes are kept as they were.
+        let odd = br#"{"model":"c5.0-4","n":2e73377}"#;
+        assert_eq!(
+            rewrite_model(odd, "glm-4.6").as_deref(),
+            Some(&br#"{"model":"glm-4.6","n":2e73377}"#[..])
+        );
         assert!(rewrite_model(br#"{"model":5}"#, "x").is_none());
     }
 
