@@ -208,16 +208,3 @@ impl Handler<FlushLog> for RequestLogger {
         })
     }
 }
-
-/// Records dropped because the pending queue was full.
-#[derive(Message)]
-#[rtype(result = "u64")]
-pub struct DroppedRecords;
-
-impl Handler<DroppedRecords> for RequestLogger {
-    type Result = u64;
-
-    fn handle(&mut self, _: DroppedRecords, _: &mut Self::Context) -> u64 {
-        self.dropped
-    }
-}

@@ -276,16 +276,6 @@ impl Store {
         Ok(())
     }
 
-    /// The newest requests first.
-    pub fn recent_requests(&self, limit: i64) -> Result<Vec<RequestRecord>, StoreError> {
-        use schema::requests::dsl;
-        Ok(dsl::requests
-            .order((dsl::timestamp.desc(), dsl::id.desc()))
-            .limit(limit)
-            .select(RequestRecord::as_select())
-            .load(&mut self.conn()?)?)
-    }
-
     pub fn request_payload(&self, id: &str) -> Result<Option<RequestPayload>, StoreError> {
         use schema::request_payloads::dsl;
         Ok(dsl::request_payloads

@@ -102,7 +102,12 @@ fn request_batches_are_written_and_read_newest_first() {
         })
         .collect();
     store.insert_requests(&batch).expect("insert");
-    let recent = store.recent_requests(3).expect("recent");
+    let recent = store
+        .query_requests(&RequestFilter {
+            limit: 3,
+            ..RequestFilter::default()
+        })
+        .expect("recent");
     let ids: Vec<&str> = recent.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, ["r01199", "r01198", "r01197"]);
     assert!(store.request_payload("r00002").expect("payload").is_some());
@@ -234,5 +239,14 @@ fn retention_deletes_every_old_payload_and_request_in_small_batches() {
             "{id}"
         );
     }
-    assert_eq!(store.recent_requests(100).expect("rows").len(), 15);
+    assert_eq!(
+        store
+            .query_requests(&RequestFilter {
+                limit: 100,
+                ..RequestFilter::default()
+            })
+            .expect("rows")
+            .len(),
+        15
+    );
 }
