@@ -24,8 +24,13 @@ pub struct Config {
     pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
-    /// Default: `claudeflare.db` in the data directory.
+    /// Default: `claudeflare.db` in the data directory. A `postgres://` URL shares
+    /// accounts, limits, sessions and history with other instances.
     pub database_url: Option<String>,
+    /// This daemon's name in a shared (PostgreSQL) history; default: the host name.
+    pub instance_id: Option<String>,
+    /// With PostgreSQL: how often the shared account state is read back (ms).
+    pub cluster_sync_ms: u64,
     pub upstream_url: String,
     pub strategy: String,
     pub session_duration_ms: u64,
@@ -92,6 +97,8 @@ impl Default for Config {
             port: 8080,
             data_dir: default_data_dir(),
             database_url: None,
+            instance_id: None,
+            cluster_sync_ms: 500,
             upstream_url: "https://api.anthropic.com".to_string(),
             strategy: "session".to_string(),
             session_duration_ms: 5 * 3600 * 1000,
@@ -144,11 +151,13 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 39] = [
+const ENV_KEYS: [&str; 41] = [
     "host",
     "port",
     "data_dir",
     "database_url",
+    "instance_id",
+    "cluster_sync_ms",
     "upstream_url",
     "strategy",
     "session_duration_ms",
@@ -367,12 +376,17 @@ impl Config {
             return Err(invalid("retry_backoff", "must be a number of at least 1"));
         }
         if let Some(url) = &self.database_url {
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                return Err(invalid(
-                    "database_url",
-                    "PostgreSQL is not supported by this build yet; use a SQLite path",
-                ));
+            if url.trim().is_empty() {
+                return Err(invalid("database_url", "must not be empty"));
             }
+        }
+        if let Some(id) = &self.instance_id {
+            if id.trim().is_empty() || id.len() > 64 {
+                return Err(invalid("instance_id", "must be 1 to 64 characters"));
+            }
+        }
+        if !(50..=60_000).contains(&self.cluster_sync_ms) {
+            return Err(invalid("cluster_sync_ms", "must be between 50 and 60000"));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", format!("{:?}: {e}", self.log_level)))?;
@@ -412,6 +426,24 @@ impl Config {
         self.config_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("config.toml"))
+    }
+
+    /// The PostgreSQL URL, when the store is shared.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    }
+
+    /// This daemon's name in a shared history.
+    pub fn instance_name(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "claudeflare".to_string())
+        })
     }
 
     /// The SQLite database file.

@@ -47,8 +47,16 @@ impl Application {
     /// Builds the daemon from its settings. Must run inside an actix System.
     pub async fn build(config: Config) -> Result<Application, StartError> {
         let cipher = Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
-        let path = config.database_path();
-        let store = blocking(move || Store::open_sqlite(&path, cipher)).await?;
+        let store = match config.postgres_url() {
+            Some(url) => {
+                let url = url.to_string();
+                blocking(move || Store::open_postgres(&url, cipher)).await?
+            }
+            None => {
+                let path = config.database_path();
+                blocking(move || Store::open_sqlite(&path, cipher)).await?
+            }
+        };
         let engine = Engine::start(
             store,
             EngineSettings {
@@ -61,6 +69,8 @@ impl Application {
                 session_duration_ms: config.session_duration_ms as i64,
                 affinity_capacity: config.affinity_capacity,
                 logger: LoggerSettings::default(),
+                instance_id: config.instance_name(),
+                cluster_sync: Duration::from_millis(config.cluster_sync_ms),
             },
             PriceTable::with_overrides(&config.pricing),
         )

@@ -33,6 +33,10 @@ pub struct EngineSettings {
     /// Most client sessions the `session-affinity` strategy remembers.
     pub affinity_capacity: usize,
     pub logger: LoggerSettings,
+    /// This daemon's name in a history shared with other instances.
+    pub instance_id: String,
+    /// With a shared store: how often other instances' account changes are read.
+    pub cluster_sync: std::time::Duration,
 }
 
 /// Addresses of the running actors, shared by every handler.
@@ -91,15 +95,19 @@ impl Engine {
                 selector.clone(),
                 settings.session_duration_ms,
             )
-            .with_metrics(metrics.clone()),
+            .with_metrics(metrics.clone())
+            .with_cluster_sync(settings.cluster_sync),
         );
 
         Ok(Engine {
             registry: registry.clone(),
             selector,
-            refresher: TokenRefresher::new(settings.refresh, registry.clone()).start(),
+            refresher: TokenRefresher::new(settings.refresh, registry.clone())
+                .with_cluster_lock(store.clone())
+                .start(),
             logger: RequestLogger::new(store.clone(), settings.logger)
                 .with_metrics(metrics.clone())
+                .with_instance(&settings.instance_id)
                 .start(),
             stats: StatsAggregator::new(seed, metrics.clone()).start(),
             store,

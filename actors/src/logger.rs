@@ -47,6 +47,8 @@ pub struct RequestLogger {
     /// After a failed write, the next try waits until then.
     retry_at: Option<Instant>,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// Stamped on every record: which daemon answered.
+    instance_id: Option<String>,
 }
 
 impl RequestLogger {
@@ -61,7 +63,14 @@ impl RequestLogger {
             last_error_log: None,
             retry_at: None,
             metrics: None,
+            instance_id: None,
         }
+    }
+
+    /// The daemon's name in a shared history.
+    pub fn with_instance(mut self, instance_id: &str) -> Self {
+        self.instance_id = Some(instance_id.to_string());
+        self
     }
 
     /// Where dropped records are counted.
@@ -171,16 +180,14 @@ impl Handler<RecordRequest> for RequestLogger {
 
     fn handle(&mut self, msg: RecordRequest, ctx: &mut Self::Context) {
         if self.pending.len() >= self.settings.max_pending {
-            self.dropped += 1;
-            if self.dropped.is_power_of_two() {
-                tracing::warn!(
-                    dropped = self.dropped,
-                    "request log is full; dropping records"
-                );
-            }
+            self.count_dropped(1);
             return;
         }
-        self.pending.push(msg.0);
+        let mut entry = msg.0;
+        if entry.record.instance_id.is_none() {
+            entry.record.instance_id.clone_from(&self.instance_id);
+        }
+        self.pending.push(entry);
         let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
         if self.pending.len() >= self.settings.max_batch && !waiting {
             self.write_batch(ctx);

@@ -7,9 +7,9 @@ use crate::metrics::{AccountLabel, Metrics};
 use crate::oauth::TokenSet;
 use crate::protocol::RateLimitInfo;
 use crate::selector::{AccountServed, PoolUpdated, StrategySelector};
-use crate::store::{blocking, Store, StoreError};
+use crate::store::{blocking, AccountDelta, Dialect, Store, StoreError};
 use actix::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,10 +42,23 @@ pub struct AccountRegistry {
     accounts: Vec<Arc<Account>>,
     selector: Addr<StrategySelector>,
     session_duration_ms: i64,
+    /// Accounts changed in memory since their last write.
     dirty: HashSet<String>,
+    /// Each account as the store holds it (as far as this instance knows): a save
+    /// writes only what differs from it, and a sync keeps local changes that
+    /// differ from it.
+    stored: HashMap<String, Account>,
+    /// A periodic save is on its way (one at a time, so `stored` stays exact).
+    saving: bool,
     /// Serializes writes of account state so that a later save never loses to an
     /// earlier one that finished late.
     save_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped when any write starts; a sync read that overlapped one is dropped.
+    writes_started: u64,
+    /// Other instances share the store: read it back this often.
+    sync_every: Option<Duration>,
+    syncing: bool,
+    last_failure_log: Option<std::time::Instant>,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -57,14 +70,28 @@ impl AccountRegistry {
         session_duration_ms: i64,
     ) -> Self {
         Self {
+            stored: accounts.iter().map(|a| (a.id.clone(), a.clone())).collect(),
             store,
             accounts: accounts.into_iter().map(Arc::new).collect(),
             selector,
             session_duration_ms,
             dirty: HashSet::new(),
+            saving: false,
             save_lock: Arc::new(tokio::sync::Mutex::new(())),
+            writes_started: 0,
+            sync_every: None,
+            syncing: false,
+            last_failure_log: None,
             metrics: None,
         }
+    }
+
+    /// With a shared (PostgreSQL) store: learn other instances' changes this often.
+    pub fn with_cluster_sync(mut self, every: Duration) -> Self {
+        if self.store.dialect() == Dialect::Postgres {
+            self.sync_every = Some(every);
+        }
+        self
     }
 
     /// Where rate-limit events are counted.
@@ -97,26 +124,95 @@ impl AccountRegistry {
             .do_send(PoolUpdated(Arc::new(self.accounts.clone())));
     }
 
-    /// Writes the dirty accounts; the returned future resolves once they are stored.
-    fn save_dirty(&mut self) -> impl std::future::Future<Output = Result<(), StoreError>> {
-        let changed: Vec<Account> = self
+    /// Writes what changed in the dirty accounts; resolves once it is stored. On a
+    /// failure the accounts stay dirty and `stored` unchanged, so the next save
+    /// writes everything since the last success (the database may come back).
+    fn save_dirty(&mut self) -> ResponseActFuture<Self, Result<(), StoreError>> {
+        if self.saving || self.dirty.is_empty() {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        let changes: Vec<AccountDelta> = self
             .dirty
             .drain()
             .filter_map(|id| {
-                self.accounts
-                    .iter()
-                    .find(|a| a.id == id)
-                    .map(|a| Account::clone(a))
+                let after = Account::clone(self.accounts.iter().find(|a| a.id == id)?);
+                let before = self.stored.get(&id)?.clone();
+                (before != after).then_some(AccountDelta { before, after })
             })
             .collect();
+        if changes.is_empty() {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        self.saving = true;
+        self.writes_started += 1;
         let store = self.store.clone();
         let lock = self.save_lock.clone();
-        async move {
-            if changed.is_empty() {
-                return Ok(());
+        Box::pin(
+            async move {
+                let _guard = lock.lock().await;
+                let result = blocking({
+                    let changes = changes.clone();
+                    move || store.save_account_changes(&changes)
+                })
+                .await;
+                (changes, result)
             }
-            let _guard = lock.lock().await;
-            blocking(move || store.save_accounts(&changed)).await
+            .into_actor(self)
+            .map(|(changes, result), act, _| {
+                act.saving = false;
+                for d in changes {
+                    match &result {
+                        Ok(()) => {
+                            if act.stored.contains_key(&d.after.id) {
+                                act.stored.insert(d.after.id.clone(), d.after);
+                            }
+                        }
+                        Err(_) => {
+                            if act.index_of_id(&d.after.id).is_some() {
+                                act.dirty.insert(d.after.id);
+                            }
+                        }
+                    }
+                }
+                result
+            }),
+        )
+    }
+
+    /// Takes in what the store holds now (other instances' changes): a field this
+    /// instance changed and has not written yet keeps its local value; counters
+    /// keep the local requests not yet written on top of the stored total.
+    fn merge_stored(&mut self, rows: Vec<Account>) {
+        let mut changed = false;
+        let ids: HashSet<&str> = rows.iter().map(|a| a.id.as_str()).collect();
+        let before = self.accounts.len();
+        self.accounts.retain(|a| ids.contains(a.id.as_str()));
+        self.stored.retain(|id, _| ids.contains(id.as_str()));
+        self.dirty.retain(|id| ids.contains(id.as_str()));
+        changed |= self.accounts.len() != before;
+        for row in rows {
+            let Some(i) = self.index_of_id(&row.id) else {
+                tracing::info!(account = %row.name, "account added by another instance");
+                self.stored.insert(row.id.clone(), row.clone());
+                self.accounts.push(Arc::new(row));
+                changed = true;
+                continue;
+            };
+            let base = self
+                .stored
+                .get(&row.id)
+                .cloned()
+                .unwrap_or_else(|| row.clone());
+            let local = &self.accounts[i];
+            let merged = merge_account(&base, local, &row);
+            self.stored.insert(row.id.clone(), row);
+            if &merged != local.as_ref() {
+                self.accounts[i] = Arc::new(merged);
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish();
         }
     }
 
@@ -132,18 +228,121 @@ impl Actor for AccountRegistry {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.publish();
         ctx.run_interval(PERSIST_INTERVAL, |act, ctx| {
-            if act.dirty.is_empty() {
+            if act.dirty.is_empty() || act.saving {
                 return;
             }
-            let save = act.save_dirty();
-            ctx.spawn(save.into_actor(act).map(|res, _, _| {
+            ctx.spawn(act.save_dirty().map(|res, act, _| {
                 if let Err(e) = res {
-                    tracing::error!(error = %e, "saving account state failed");
+                    act.log_write_failure(&e);
                 }
             }));
         });
+        if let Some(every) = self.sync_every {
+            ctx.run_interval(every, |act, ctx| act.sync(ctx));
+        }
     }
 }
+
+/// Failed account writes are logged at most this often (the database may be away
+/// for a while; the writes are retried every interval meanwhile).
+const WRITE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+impl AccountRegistry {
+    fn log_write_failure(&mut self, e: &StoreError) {
+        let due = self
+            .last_failure_log
+            .is_none_or(|t| t.elapsed() >= WRITE_FAILURE_LOG_INTERVAL);
+        if due {
+            self.last_failure_log = Some(std::time::Instant::now());
+            tracing::error!(error = %e, "saving account state failed; keeping it and retrying");
+        }
+    }
+
+    /// Reads the shared accounts back and merges them, unless a write of ours
+    /// overlapped the read (the next round will see it).
+    fn sync(&mut self, ctx: &mut Context<Self>) {
+        if self.syncing || self.saving {
+            return;
+        }
+        self.syncing = true;
+        let started_at = self.writes_started;
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { blocking(move || store.load_accounts()).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    act.syncing = false;
+                    match res {
+                        Ok(rows) if act.writes_started == started_at && !act.saving => {
+                            act.merge_stored(rows)
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "reading shared account state failed")
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+/// Three-way merge of one account: `base` as last stored, `local` with this
+/// instance's unwritten changes, `stored` as the store holds it now.
+fn merge_account(base: &Account, local: &Account, stored: &Account) -> Account {
+    let mut m = local.clone();
+    macro_rules! take {
+        ($($f:ident),*) => { $( if local.$f == base.$f { m.$f = stored.$f.clone(); } )* };
+    }
+    take!(
+        name,
+        provider,
+        kind,
+        api_key,
+        access_token,
+        refresh_token,
+        expires_at,
+        tier,
+        priority,
+        paused,
+        auth_failed,
+        rate_limited_until,
+        rate_limit_status,
+        rate_limit_reset,
+        rate_limit_remaining,
+        utilization_5h,
+        utilization_7d,
+        session_start,
+        last_used,
+        requires_reauth,
+        email,
+        organization,
+        base_url,
+        model_map
+    );
+    let counter = |l: i64, b: i64, s: i64| s + (l - b).max(0);
+    m.request_count = counter(
+        local.request_count,
+        base.request_count,
+        stored.request_count,
+    );
+    m.total_requests = counter(
+        local.total_requests,
+        base.total_requests,
+        stored.total_requests,
+    );
+    m.session_request_count = if local.session_start != base.session_start {
+        local.session_request_count
+    } else {
+        counter(
+            local.session_request_count,
+            base.session_request_count,
+            stored.session_request_count,
+        )
+    };
+    m
+}
+
+impl AccountRegistry {}
 
 /// The accounts as the API shows them, each with whether it holds the active session.
 #[derive(Message)]
@@ -239,11 +438,13 @@ impl Handler<AddAccount> for AccountRegistry {
         account.priority = msg.priority;
         let store = self.store.clone();
         let row = account.clone();
+        self.writes_started += 1;
         Box::pin(
             async move { blocking(move || store.insert_account(&row)).await }
                 .into_actor(self)
                 .map(move |res, act, _| {
                     res?;
+                    act.stored.insert(account.id.clone(), account.clone());
                     let account = Arc::new(account);
                     act.accounts.push(account.clone());
                     act.publish();
@@ -270,6 +471,7 @@ impl Handler<RemoveAccount> for AccountRegistry {
         };
         let id = self.accounts[i].id.clone();
         let store = self.store.clone();
+        self.writes_started += 1;
         Box::pin(
             async move { blocking(move || store.delete_account(&id).map(|_| id)).await }
                 .into_actor(self)
@@ -280,6 +482,7 @@ impl Handler<RemoveAccount> for AccountRegistry {
                         .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
                     let removed = act.accounts.remove(i);
                     act.dirty.remove(&id);
+                    act.stored.remove(&id);
                     act.publish();
                     tracing::info!(account = %removed.name, "account removed");
                     Ok(removed)
@@ -539,21 +742,30 @@ impl AccountRegistry {
         change: impl FnOnce(&mut Account),
     ) -> ResponseActFuture<Self, Result<Arc<Account>, RegistryError>> {
         let account = self.update(i, change);
-        self.dirty.remove(&account.id);
         self.publish();
+        self.writes_started += 1;
         let store = self.store.clone();
         let lock = self.save_lock.clone();
         let row = Account::clone(&account);
         Box::pin(
             async move {
                 let _guard = lock.lock().await;
-                blocking(move || store.save_accounts(&[row])).await
+                blocking(move || store.save_credentials(&row)).await
             }
             .into_actor(self)
-            .map(move |res, _, _| {
-                if let Err(e) = &res {
-                    // The tokens stay in memory and in use; the next save retries.
-                    tracing::error!(account = %account.name, error = %e, "storing new tokens failed");
+            .map(move |res, act, _| {
+                match &res {
+                    // The periodic save need not write these columns again.
+                    Ok(()) => {
+                        if let Some(stored) = act.stored.get_mut(&account.id) {
+                            copy_credentials(&account, stored);
+                        }
+                    }
+                    // The tokens stay in memory and in use, and the account stays
+                    // dirty: the next periodic save writes them.
+                    Err(e) => {
+                        tracing::error!(account = %account.name, error = %e, "storing new tokens failed")
+                    }
                 }
                 Ok(account)
             }),
@@ -667,9 +879,30 @@ impl Handler<ResetCounters> for AccountRegistry {
 pub struct PersistNow;
 
 impl Handler<PersistNow> for AccountRegistry {
-    type Result = ResponseFuture<Result<(), StoreError>>;
+    type Result = ResponseActFuture<Self, Result<(), StoreError>>;
 
     fn handle(&mut self, _: PersistNow, _: &mut Self::Context) -> Self::Result {
-        Box::pin(self.save_dirty())
+        // A save already on its way holds the lock: wait for it, then write the rest.
+        let lock = self.save_lock.clone();
+        Box::pin(
+            async move {
+                drop(lock.lock().await);
+            }
+            .into_actor(self)
+            .then(|_, act, _| act.save_dirty()),
+        )
     }
+}
+
+/// The columns [`Store::save_credentials`] writes.
+fn copy_credentials(from: &Account, to: &mut Account) {
+    to.kind = from.kind;
+    to.api_key.clone_from(&from.api_key);
+    to.access_token.clone_from(&from.access_token);
+    to.refresh_token.clone_from(&from.refresh_token);
+    to.expires_at = from.expires_at;
+    to.requires_reauth = from.requires_reauth;
+    to.auth_failed = from.auth_failed;
+    to.email.clone_from(&from.email);
+    to.organization.clone_from(&from.organization);
 }
