@@ -109,7 +109,9 @@ impl Engine {
                 .with_metrics(metrics.clone())
                 .with_instance(&settings.instance_id)
                 .start(),
-            stats: StatsAggregator::new(seed, metrics.clone()).start(),
+            stats: StatsAggregator::new(seed, metrics.clone())
+                .with_instance(&settings.instance_id)
+                .start(),
             store,
             prices: Arc::new(prices),
             metrics,

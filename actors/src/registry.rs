@@ -258,6 +258,19 @@ impl AccountRegistry {
         }
     }
 
+    /// With other instances sharing the store, a change that decides where
+    /// requests go (a bench, a pause, a session) is written now rather than at
+    /// the next tick, so they learn of it within one sync interval.
+    fn save_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.sync_every.is_some() && !self.saving {
+            ctx.spawn(self.save_dirty().map(|res, act, _| {
+                if let Err(e) = res {
+                    act.log_write_failure(&e);
+                }
+            }));
+        }
+    }
+
     /// Reads the shared accounts back and merges them, unless a write of ours
     /// overlapped the read (the next round will see it).
     fn sync(&mut self, ctx: &mut Context<Self>) {
@@ -519,7 +532,7 @@ pub struct ChangeAccount {
 impl Handler<ChangeAccount> for AccountRegistry {
     type Result = Result<Arc<Account>, RegistryError>;
 
-    fn handle(&mut self, msg: ChangeAccount, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ChangeAccount, ctx: &mut Self::Context) -> Self::Result {
         let i = self
             .index(&msg.id_or_name)
             .ok_or(RegistryError::NotFound(msg.id_or_name))?;
@@ -551,6 +564,7 @@ impl Handler<ChangeAccount> for AccountRegistry {
             }
         });
         self.publish();
+        self.save_soon(ctx);
         tracing::info!(account = %account.name, change = ?msg.change, "account changed");
         Ok(account)
     }
@@ -616,7 +630,7 @@ pub struct RateLimitMark {
 impl Handler<RateLimitMark> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: RateLimitMark, _: &mut Self::Context) {
+    fn handle(&mut self, msg: RateLimitMark, ctx: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             let a = self.update(i, |a| a.rate_limited_until = Some(msg.until_ms));
             if let Some(m) = &self.metrics {
@@ -628,6 +642,7 @@ impl Handler<RateLimitMark> for AccountRegistry {
             }
             tracing::warn!(account = %a.name, until_ms = msg.until_ms, "account rate-limited");
             self.publish();
+            self.save_soon(ctx);
         }
     }
 }
@@ -662,11 +677,12 @@ pub struct AuthFailedMark {
 impl Handler<AuthFailedMark> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: AuthFailedMark, _: &mut Self::Context) {
+    fn handle(&mut self, msg: AuthFailedMark, ctx: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             let a = self.update(i, |a| a.auth_failed = true);
             tracing::warn!(account = %a.name, "upstream refused the account's credential; it is out of rotation until resumed");
             self.publish();
+            self.save_soon(ctx);
         }
     }
 }
@@ -714,7 +730,7 @@ pub struct SessionStarted {
 impl Handler<SessionStarted> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: SessionStarted, _: &mut Self::Context) {
+    fn handle(&mut self, msg: SessionStarted, ctx: &mut Self::Context) {
         for i in 0..self.accounts.len() {
             let is_new = self.accounts[i].id == msg.account_id;
             if is_new {
@@ -730,6 +746,7 @@ impl Handler<SessionStarted> for AccountRegistry {
                 });
             }
         }
+        self.save_soon(ctx);
     }
 }
 
@@ -827,11 +844,12 @@ pub struct RequiresReauthMark {
 impl Handler<RequiresReauthMark> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: RequiresReauthMark, _: &mut Self::Context) {
+    fn handle(&mut self, msg: RequiresReauthMark, ctx: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             let a = self.update(i, |a| a.requires_reauth = true);
             tracing::warn!(account = %a.name, "the refresh token was refused; the account needs a new sign-in");
             self.publish();
+            self.save_soon(ctx);
         }
     }
 }

@@ -151,6 +151,8 @@ pub struct StatsSnapshot {
     /// Per access key (when access control is on), since the daemon started.
     pub keys: Vec<AccountStats>,
     pub recent_errors: Vec<RecentError>,
+    /// Which daemon answers (several can share one PostgreSQL history).
+    pub instance_id: String,
 }
 
 /// A live event for subscribers of the request stream.
@@ -197,6 +199,7 @@ pub struct StatsAggregator {
     recent_errors: VecDeque<RecentError>,
     events: broadcast::Sender<RequestEvent>,
     metrics: Arc<Metrics>,
+    instance_id: String,
 }
 
 /// What the store knows at start: totals, and sums per model and per account.
@@ -231,6 +234,7 @@ impl StatsAggregator {
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             events,
             metrics,
+            instance_id: String::new(),
         };
         for g in &seed.by_model {
             if let Some(k) = &g.key {
@@ -243,6 +247,12 @@ impl StatsAggregator {
             }
         }
         agg
+    }
+
+    /// The daemon's name, shown with its stats.
+    pub fn with_instance(mut self, instance_id: &str) -> Self {
+        self.instance_id = instance_id.to_string();
+        self
     }
 
     fn add(&mut self, r: &RequestRecord) {
@@ -320,6 +330,7 @@ impl StatsAggregator {
             accounts,
             keys,
             recent_errors: self.recent_errors.iter().cloned().collect(),
+            instance_id: self.instance_id.clone(),
         }
     }
 }

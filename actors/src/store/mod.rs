@@ -149,6 +149,13 @@ impl Store {
     /// migrate once, and encrypts any plaintext credential. Fails at once (with the
     /// reason, never the URL's password) when the server cannot be reached.
     pub fn open_postgres(url: &str, cipher: Cipher) -> Result<Store, StoreError> {
+        // One direct attempt first: the pool would retry for its whole timeout.
+        let first = diesel::pg::PgConnection::establish(url).map_err(|e| {
+            let reason = e.to_string();
+            let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+            StoreError::Open(format!("{}: {reason}", redact_url(url)))
+        })?;
+        drop(first);
         let store = Store::connect(url, &redact_url(url), cipher)?;
         store.migrate()?;
         Ok(store)
@@ -164,6 +171,7 @@ impl Store {
             })
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(SessionSettings))
+            .error_handler(Box::new(connection::OutageLog::default()))
             .build(AnyManager::new(url))
             .map_err(|e| StoreError::Open(format!("{shown}: {e}")))?;
         Ok(Store {
@@ -387,8 +395,9 @@ impl Store {
     }
 }
 
-/// A database URL fit for messages: the password replaced.
+/// A database URL fit for messages: the password and any parameters left out.
 pub fn redact_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_string();
     };
