@@ -178,7 +178,9 @@ impl Application {
                         cfg,
                     ))
                 })
-                .route("/v1/{tail:.*}", web::route().to(proxy::proxy))
+                // A scope matches by prefix; a `{tail:.*}` route ran a regex twice
+                // per request (docs/performance.md).
+                .service(web::scope("/v1").default_service(web::to(proxy::proxy)))
                 .configure(crate::dashboard::configure)
                 .default_service(web::to(not_found))
         })

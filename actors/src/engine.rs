@@ -8,7 +8,7 @@ use crate::protocol::PriceTable;
 use crate::refresher::{RefreshSettings, TokenRefresher};
 use crate::registry::{AccountRegistry, PersistNow};
 use crate::selector::StrategySelector;
-use crate::stats::{HistorySeed, StatsAggregator};
+use crate::stats::{HistorySeed, LiveFeed, StatsAggregator};
 use crate::store::{blocking, Breakdown, Store, StoreError};
 use crate::strategies::{self, StrategySettings};
 use actix::prelude::*;
@@ -50,6 +50,8 @@ pub struct Engine {
     pub store: Store,
     pub prices: Arc<PriceTable>,
     pub metrics: Arc<Metrics>,
+    /// Request starts go to live subscribers from here.
+    pub live: LiveFeed,
 }
 
 impl Engine {
@@ -71,6 +73,7 @@ impl Engine {
         })
         .await?;
         let metrics = Metrics::new();
+        let live = LiveFeed::default();
 
         let snapshot: Vec<Arc<_>> = accounts.iter().cloned().map(Arc::new).collect();
         let strategy_settings = StrategySettings {
@@ -109,12 +112,13 @@ impl Engine {
                 .with_metrics(metrics.clone())
                 .with_instance(&settings.instance_id)
                 .start(),
-            stats: StatsAggregator::new(seed, metrics.clone())
+            stats: StatsAggregator::new(seed, metrics.clone(), live.clone())
                 .with_instance(&settings.instance_id)
                 .start(),
             store,
             prices: Arc::new(prices),
             metrics,
+            live,
         })
     }
 

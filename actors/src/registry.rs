@@ -483,6 +483,7 @@ impl Handler<RemoveAccount> for AccountRegistry {
             return Box::pin(fut::ready(Err(RegistryError::NotFound(msg.id_or_name))));
         };
         let id = self.accounts[i].id.clone();
+        let removed = self.accounts[i].clone();
         let store = self.store.clone();
         self.writes_started += 1;
         Box::pin(
@@ -490,10 +491,11 @@ impl Handler<RemoveAccount> for AccountRegistry {
                 .into_actor(self)
                 .map(move |res, act, _| {
                     let id = res?;
-                    let i = act
-                        .index_of_id(&id)
-                        .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
-                    let removed = act.accounts.remove(i);
+                    // A sync may already have dropped it (the row is gone).
+                    let removed = match act.index_of_id(&id) {
+                        Some(i) => act.accounts.remove(i),
+                        None => removed,
+                    };
                     act.dirty.remove(&id);
                     act.stored.remove(&id);
                     act.publish();

@@ -175,17 +175,28 @@ pub struct RequestStart {
     pub stream: bool,
 }
 
-/// A request arrived: published to live subscribers only (nothing is counted).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RequestStarted(pub Arc<RequestStart>);
+/// The live request feed, shared with the proxy: a request's start goes to
+/// subscribers straight from the worker (no actor message, and nothing is built
+/// when nobody listens); finished requests come from the aggregator after it
+/// counted them.
+#[derive(Clone, Debug)]
+pub struct LiveFeed(broadcast::Sender<RequestEvent>);
 
-impl Handler<RequestStarted> for StatsAggregator {
-    type Result = ();
+impl Default for LiveFeed {
+    fn default() -> Self {
+        Self(broadcast::channel(EVENT_BUFFER).0)
+    }
+}
 
-    fn handle(&mut self, msg: RequestStarted, _: &mut Self::Context) {
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(RequestEvent::Started(msg.0));
+impl LiveFeed {
+    pub fn has_subscribers(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
+
+    /// A request arrived (nothing is counted).
+    pub fn started(&self, start: RequestStart) {
+        if self.has_subscribers() {
+            let _ = self.0.send(RequestEvent::Started(Arc::new(start)));
         }
     }
 }
@@ -211,8 +222,8 @@ pub struct HistorySeed {
 }
 
 impl StatsAggregator {
-    pub fn new(seed: HistorySeed, metrics: Arc<Metrics>) -> Self {
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+    pub fn new(seed: HistorySeed, metrics: Arc<Metrics>, feed: LiveFeed) -> Self {
+        let events = feed.0;
         let h = &seed.totals;
         let mut agg = Self {
             all: Tally {
