@@ -112,6 +112,60 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings
     }
 }
 
+/// The inserts of [`Store::insert_requests`], written once for both dialects'
+/// connection types.
+macro_rules! insert_entries {
+    ($c:ident, $batch:expr) => {{
+        use schema::request_payloads::dsl as p;
+        use schema::requests::dsl as r;
+        for entry in $batch {
+            let e = &entry.record;
+            diesel::insert_into(r::requests)
+                .values((
+                    r::id.eq(&e.id),
+                    r::timestamp.eq(e.timestamp),
+                    r::method.eq(&e.method),
+                    r::path.eq(&e.path),
+                    r::account_id.eq(&e.account_id),
+                    r::account_name.eq(&e.account_name),
+                    r::status_code.eq(e.status_code),
+                    r::success.eq(e.success),
+                    r::error_message.eq(&e.error_message),
+                    r::response_time_ms.eq(e.response_time_ms),
+                    r::time_to_first_token_ms.eq(e.time_to_first_token_ms),
+                    r::failover_attempts.eq(e.failover_attempts),
+                    r::model.eq(&e.model),
+                    r::input_tokens.eq(e.input_tokens),
+                    r::output_tokens.eq(e.output_tokens),
+                    r::cache_read_input_tokens.eq(e.cache_read_input_tokens),
+                    r::cache_creation_input_tokens.eq(e.cache_creation_input_tokens),
+                    r::cost_usd.eq(e.cost_usd),
+                    r::output_tokens_per_second.eq(e.output_tokens_per_second),
+                    r::stream.eq(e.stream),
+                    r::client_ip.eq(&e.client_ip),
+                    r::requested_model.eq(&e.requested_model),
+                    r::provider.eq(&e.provider),
+                    r::api_key_name.eq(&e.api_key_name),
+                    r::instance_id.eq(&e.instance_id),
+                ))
+                .execute($c)?;
+        }
+        for pl in $batch.iter().filter_map(|e| e.payload.as_ref()) {
+            diesel::insert_into(p::request_payloads)
+                .values((
+                    p::request_id.eq(&pl.request_id),
+                    p::request_headers.eq(&pl.request_headers),
+                    p::request_body.eq(&pl.request_body),
+                    p::response_headers.eq(&pl.response_headers),
+                    p::response_body.eq(&pl.response_body),
+                    p::truncated.eq(pl.truncated),
+                ))
+                .execute($c)?;
+        }
+        Ok::<_, DieselError>(())
+    }};
+}
+
 /// A handle on the database; cheap to clone (a connection pool).
 #[derive(Clone)]
 pub struct Store {
@@ -296,56 +350,14 @@ impl Store {
     /// derived single-row one that leaves `None` columns out, is built as SQL text and
     /// prepared again every time; that was about half the logger's cost.)
     pub fn insert_requests(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
-        use schema::request_payloads::dsl as p;
-        use schema::requests::dsl as r;
+        // On the dialect's own connection: through the multi-connection each bind
+        // is converted and the statement is not reused, which tripled the cost per
+        // record (docs/performance.md).
         let mut conn = self.conn()?;
-        conn.transaction(|c| {
-            for entry in batch {
-                let e = &entry.record;
-                diesel::insert_into(r::requests)
-                    .values((
-                        r::id.eq(&e.id),
-                        r::timestamp.eq(e.timestamp),
-                        r::method.eq(&e.method),
-                        r::path.eq(&e.path),
-                        r::account_id.eq(&e.account_id),
-                        r::account_name.eq(&e.account_name),
-                        r::status_code.eq(e.status_code),
-                        r::success.eq(e.success),
-                        r::error_message.eq(&e.error_message),
-                        r::response_time_ms.eq(e.response_time_ms),
-                        r::time_to_first_token_ms.eq(e.time_to_first_token_ms),
-                        r::failover_attempts.eq(e.failover_attempts),
-                        r::model.eq(&e.model),
-                        r::input_tokens.eq(e.input_tokens),
-                        r::output_tokens.eq(e.output_tokens),
-                        r::cache_read_input_tokens.eq(e.cache_read_input_tokens),
-                        r::cache_creation_input_tokens.eq(e.cache_creation_input_tokens),
-                        r::cost_usd.eq(e.cost_usd),
-                        r::output_tokens_per_second.eq(e.output_tokens_per_second),
-                        r::stream.eq(e.stream),
-                        r::client_ip.eq(&e.client_ip),
-                        r::requested_model.eq(&e.requested_model),
-                        r::provider.eq(&e.provider),
-                        r::api_key_name.eq(&e.api_key_name),
-                        r::instance_id.eq(&e.instance_id),
-                    ))
-                    .execute(c)?;
-            }
-            for pl in batch.iter().filter_map(|e| e.payload.as_ref()) {
-                diesel::insert_into(p::request_payloads)
-                    .values((
-                        p::request_id.eq(&pl.request_id),
-                        p::request_headers.eq(&pl.request_headers),
-                        p::request_body.eq(&pl.request_body),
-                        p::response_headers.eq(&pl.response_headers),
-                        p::response_body.eq(&pl.response_body),
-                        p::truncated.eq(pl.truncated),
-                    ))
-                    .execute(c)?;
-            }
-            Ok::<_, DieselError>(())
-        })?;
+        match &mut *conn {
+            AnyConnection::Sqlite(c) => c.immediate_transaction(|c| insert_entries!(c, batch))?,
+            AnyConnection::Postgres(c) => c.transaction(|c| insert_entries!(c, batch))?,
+        }
         Ok(())
     }
 
