@@ -35,6 +35,9 @@ pub struct Config {
     pub upstream_header_timeout_ms: u64,
     pub stream_idle_timeout_ms: u64,
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) answered normally; over it,
+    /// a JSON 431. At most 112 KiB: actix-http refuses heads over 128 KiB itself.
+    pub max_header_bytes: usize,
     pub retry_attempts: u32,
     pub retry_delay_ms: u64,
     pub retry_backoff: f64,
@@ -101,6 +104,7 @@ impl Default for Config {
             upstream_header_timeout_ms: 600_000,
             stream_idle_timeout_ms: 300_000,
             max_body_bytes: 32 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
             retry_attempts: 3,
             retry_delay_ms: 500,
             retry_backoff: 2.0,
@@ -144,7 +148,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 39] = [
+const ENV_KEYS: [&str; 40] = [
     "host",
     "port",
     "data_dir",
@@ -158,6 +162,7 @@ const ENV_KEYS: [&str; 39] = [
     "upstream_header_timeout_ms",
     "stream_idle_timeout_ms",
     "max_body_bytes",
+    "max_header_bytes",
     "retry_attempts",
     "retry_delay_ms",
     "retry_backoff",
@@ -363,6 +368,13 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0"));
         }
+        let ceiling = crate::header_limit::MAX_HEADER_BYTES_CEILING;
+        if !(1024..=ceiling).contains(&self.max_header_bytes) {
+            return Err(invalid(
+                "max_header_bytes",
+                format!("must be between 1024 and {ceiling}"),
+            ));
+        }
         if !(self.retry_backoff.is_finite() && self.retry_backoff >= 1.0) {
             return Err(invalid("retry_backoff", "must be a number of at least 1"));
         }
@@ -453,6 +465,14 @@ mod tests {
         };
         let msg = bad.validate().expect_err("invalid").to_string();
         assert!(msg.contains("strategy") && msg.contains("session"), "{msg}");
+        for size in [0, 1023, crate::header_limit::CODEC_HEAD_LIMIT] {
+            let bad = Config {
+                max_header_bytes: size,
+                ..Config::default()
+            };
+            let msg = bad.validate().expect_err("invalid").to_string();
+            assert!(msg.starts_with("invalid setting max_header_bytes:"), "{msg}");
+        }
     }
 
     #[test]
