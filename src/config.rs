@@ -40,6 +40,9 @@ pub struct Config {
     pub upstream_header_timeout_ms: u64,
     pub stream_idle_timeout_ms: u64,
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) answered normally; over it,
+    /// a JSON 431. At most 112 KiB: actix-http refuses heads over 128 KiB itself.
+    pub max_header_bytes: usize,
     pub retry_attempts: u32,
     pub retry_delay_ms: u64,
     pub retry_backoff: f64,
@@ -108,6 +111,7 @@ impl Default for Config {
             upstream_header_timeout_ms: 600_000,
             stream_idle_timeout_ms: 300_000,
             max_body_bytes: 32 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
             retry_attempts: 3,
             retry_delay_ms: 500,
             retry_backoff: 2.0,
@@ -151,7 +155,7 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 41] = [
+const ENV_KEYS: [&str; 42] = [
     "host",
     "port",
     "data_dir",
@@ -167,6 +171,7 @@ const ENV_KEYS: [&str; 41] = [
     "upstream_header_timeout_ms",
     "stream_idle_timeout_ms",
     "max_body_bytes",
+    "max_header_bytes",
     "retry_attempts",
     "retry_delay_ms",
     "retry_backoff",
@@ -207,8 +212,24 @@ pub enum ConfigError {
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
-        message: message.into(),
+        // Messages quote values from the file (a pricing key, a filter's parse
+        // error): keep them on one line.
+        message: escape_controls(&message.into()),
     }
+}
+
+/// Control characters (newlines above all) written as escapes, so that an error
+/// quoting the user's text stays one line.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Values given on the command line; `None` leaves the layer below in force.
@@ -278,17 +299,40 @@ impl Config {
             }
         };
 
+        let toml = file.is_file().then(|| Toml::file(&file));
+        let environment = Figment::new().merge(rust_log()).merge(env());
+        let mut config = Config::layered(toml, environment, flag_layer)?;
+        config.config_file = Some(file);
+        Ok(config)
+    }
+
+    /// The defaults with a config file's text over them, validated: what `load` does
+    /// with the file, without environment variables and flags. Pure, so that the
+    /// parser can be tested and fuzzed (`actors/fuzz`, target `config`). The error
+    /// is one line.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Config::layered(
+            Some(Toml::string(text)),
+            Figment::new(),
+            Serialized::defaults(&Overrides::default()),
+        )
+    }
+
+    /// The one place the layers are merged, extracted and validated.
+    fn layered(
+        file: Option<figment::providers::Data<Toml>>,
+        environment: Figment,
+        flags: Serialized<&Overrides>,
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if file.is_file() {
-            figment = figment.merge(Toml::file(&file));
+        if let Some(file) = file {
+            figment = figment.merge(file);
         }
-        let mut config: Config = figment
-            .merge(rust_log())
-            .merge(env())
-            .merge(flag_layer)
+        let config: Config = figment
+            .merge(environment)
+            .merge(flags)
             .extract()
             .map_err(|e| ConfigError::Load(one_line(&e)))?;
-        config.config_file = Some(file);
         config.validate()?;
         Ok(config)
     }
@@ -371,6 +415,13 @@ impl Config {
         }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0"));
+        }
+        let ceiling = crate::header_limit::MAX_HEADER_BYTES_CEILING;
+        if !(1024..=ceiling).contains(&self.max_header_bytes) {
+            return Err(invalid(
+                "max_header_bytes",
+                format!("must be between 1024 and {ceiling}"),
+            ));
         }
         if !(self.retry_backoff.is_finite() && self.retry_backoff >= 1.0) {
             return Err(invalid("retry_backoff", "must be a number of at least 1"));
@@ -455,11 +506,48 @@ impl Config {
     }
 }
 
-/// figment errors can chain several lines; the user gets the first, which names the key.
+/// figment errors can chain several errors, one a line; the user gets the first, which
+/// names the key, on one line. A TOML syntax error spans several lines itself (position,
+/// a source excerpt with a caret, the reason, the file): the excerpt is left out and
+/// the rest joined.
 fn one_line(e: &figment::Error) -> String {
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid configuration");
-    format!("invalid configuration: {first}")
+    let first = e
+        .clone()
+        .into_iter()
+        .next()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let text = if first.starts_with("TOML parse error") {
+        let mut lines = first.lines();
+        let mut joined = lines.next().unwrap_or_default().to_string();
+        let mut separator = ": ";
+        for line in lines {
+            let trimmed = line.trim();
+            let excerpt = trimmed
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start()
+                .starts_with('|');
+            if trimmed.is_empty() || excerpt {
+                continue;
+            }
+            if trimmed.starts_with("in ") {
+                joined.push(' ');
+            } else {
+                joined.push_str(separator);
+                separator = "; ";
+            }
+            joined.push_str(trimmed);
+        }
+        joined
+    } else {
+        first
+    };
+    let text = escape_controls(text.trim());
+    if text.is_empty() {
+        "invalid configuration".to_string()
+    } else {
+        format!("invalid configuration: {text}")
+    }
 }
 
 #[cfg(test)]
@@ -485,6 +573,17 @@ mod tests {
         };
         let msg = bad.validate().expect_err("invalid").to_string();
         assert!(msg.contains("strategy") && msg.contains("session"), "{msg}");
+        for size in [0, 1023, crate::header_limit::CODEC_HEAD_LIMIT] {
+            let bad = Config {
+                max_header_bytes: size,
+                ..Config::default()
+            };
+            let msg = bad.validate().expect_err("invalid").to_string();
+            assert!(
+                msg.starts_with("invalid setting max_header_bytes:"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
@@ -508,6 +607,42 @@ mod tests {
     }
 
     #[test]
+    fn text_parses_to_a_validated_config_or_one_line() {
+        let c = Config::from_toml_str("port = 9001\nstrategy = \"round-robin\"\n").expect("valid");
+        assert_eq!((c.port, c.strategy.as_str()), (9001, "round-robin"));
+        let msg = Config::from_toml_str("port = 70000\n")
+            .expect_err("out of range")
+            .to_string();
+        assert!(msg.contains("port") && !msg.contains('\n'), "{msg}");
+    }
+
+    /// Regressions found while adding the `config` fuzz target: errors that quote the
+    /// user's text with a newline in it, and TOML syntax errors that lost their reason.
+    #[test]
+    fn errors_quoting_the_file_stay_one_line_and_keep_the_reason() {
+        for (text, expected) in [
+            (
+                "[pricing.\"a\\nb\"]\ninput = -1.0\noutput = 1.0\n",
+                "invalid setting pricing: a\\nb: prices must be non-negative numbers",
+            ),
+            ("\"a\\nb\" = 1\n", "unknown field: found `a\\nb`"),
+            (
+                "port = 1\nport = 2\n",
+                "TOML parse error at line 2, column 1: duplicate key `port`",
+            ),
+            (
+                "[a\n",
+                "TOML parse error at line 1, column 3: invalid table header; expected",
+            ),
+            ("x = \"\n", "invalid basic string in TOML source string"),
+        ] {
+            let msg = Config::from_toml_str(text).expect_err(text).to_string();
+            assert!(!msg.contains(['\n', '\r']), "{text:?}: {msg:?}");
+            assert!(msg.contains(expected), "{text:?}: {msg:?}");
+        }
+    }
+
+    #[test]
     fn a_bad_file_value_is_one_line_naming_the_key() {
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("c.toml");
@@ -521,6 +656,14 @@ mod tests {
             .expect_err("unknown key")
             .to_string();
         assert!(msg.contains("prot"), "{msg}");
+        std::fs::write(&file, "port = 1\nport = 2\n").expect("write");
+        let msg = Config::load(Some(&file), &Overrides::default())
+            .expect_err("duplicate key")
+            .to_string();
+        assert!(
+            msg.contains("duplicate key `port`") && msg.contains("c.toml") && !msg.contains('\n'),
+            "{msg}"
+        );
     }
 }
 

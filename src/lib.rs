@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod header_limit;
 pub mod proxy;
 pub mod startup;
 pub mod telemetry;

@@ -155,6 +155,7 @@ impl Application {
         // Per-request spans cost a request id (a random UUID) and some formatting even
         // when no span is recorded, so the middleware is left out when the log filter
         // drops its INFO spans anyway (with it disabled it emits nothing).
+        let max_header_bytes = config.max_header_bytes;
         let request_spans =
             tracing::enabled!(target: "tracing_actix_web::root_span_builder", tracing::Level::INFO);
         let mut server = HttpServer::new(move || {
@@ -162,6 +163,9 @@ impl Application {
             let client = upstream_client(connect_timeout, header_timeout);
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::auth::guard))
+                .wrap(actix_web::middleware::from_fn(move |req, next| {
+                    crate::header_limit::check(max_header_bytes, req, next)
+                }))
                 .wrap(Condition::new(request_spans, TracingLogger::default()))
                 .app_data(access.clone())
                 .app_data(proxy_state.clone())

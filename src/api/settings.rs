@@ -77,6 +77,7 @@ pub async fn get(
         "upstreamHeaderTimeoutMs": c.upstream_header_timeout_ms,
         "streamIdleTimeoutMs": c.stream_idle_timeout_ms,
         "maxBodyBytes": c.max_body_bytes,
+        "maxHeaderBytes": c.max_header_bytes,
         "retryAttempts": c.retry_attempts,
         "retryDelayMs": c.retry_delay_ms,
         "retryBackoff": c.retry_backoff,
