@@ -38,6 +38,13 @@ async fn pair(test: &str) -> Option<(TestDatabase, TestApp, TestApp)> {
     Some((db, a, b))
 }
 
+/// Adds `first` and `second` (in that order) on `a` and waits until `b` has both.
+async fn two_accounts(a: &TestApp, b: &TestApp) {
+    a.add_account("first", "sk-ant-api03-first").await;
+    a.add_account("second", "sk-ant-api03-second").await;
+    until_accounts(b, |list| list.len() == 2).await;
+}
+
 /// Polls `check` on `app`'s account list until it holds; the time it took.
 async fn until_accounts(app: &TestApp, check: impl Fn(&[Value]) -> bool) -> Duration {
     let started = Instant::now();
@@ -129,9 +136,7 @@ async fn a_rate_limit_seen_by_one_instance_benches_the_account_on_the_other() {
     let Some((_db, a, b)) = pair("cluster_limits").await else {
         return;
     };
-    a.add_account("first", "sk-ant-api03-first").await;
-    a.add_account("second", "sk-ant-api03-second").await;
-    until_accounts(&b, |list| list.len() == 2).await;
+    two_accounts(&a, &b).await;
     a.mock.script(
         "sk-ant-api03-first",
         vec![Behavior::rate_limited(Duration::from_secs(600))],
@@ -165,9 +170,7 @@ async fn with_the_session_strategy_both_instances_use_one_account() {
     let Some((_db, a, b)) = pair("cluster_session").await else {
         return;
     };
-    a.add_account("first", "sk-ant-api03-first").await;
-    a.add_account("second", "sk-ant-api03-second").await;
-    until_accounts(&b, |list| list.len() == 2).await;
+    two_accounts(&a, &b).await;
     // A's first request is refused as overloaded by `first` (A alone notes the
     // short cooldown), so A's session starts on `second`; B, left to itself,
     // would start on `first`, the oldest.
