@@ -31,7 +31,7 @@ pub struct Access {
     /// Per-key limit state: (minute, requests in it, requests in flight).
     limits: Mutex<HashMap<String, (i64, u32, u32)>>,
     /// When a store failure was last logged (the database may be away a while).
-    last_failure_log: Mutex<Option<std::time::Instant>>,
+    failure_log: claudeflare_actors::clock::LogThrottle,
 }
 
 /// A request's place under its key's concurrency limit; released on drop.
@@ -78,17 +78,13 @@ impl Access {
             store,
             uses: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
-            last_failure_log: Mutex::new(None),
+            failure_log: claudeflare_actors::clock::LogThrottle::per_minute(),
         })
     }
 
     /// Logs a store failure at most once a minute.
     fn warn_store(&self, what: &str, e: &claudeflare_actors::store::StoreError) {
-        let Ok(mut last) = self.last_failure_log.lock() else {
-            return;
-        };
-        if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-            *last = Some(std::time::Instant::now());
+        if self.failure_log.due() {
             tracing::warn!(error = %e, "{what} failed; retrying (logged once a minute)");
         }
     }

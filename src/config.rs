@@ -2,6 +2,7 @@
 //! config file > default, and validated at start with one clear line.
 
 use claudeflare_actors::protocol::Price;
+use claudeflare_actors::store::Dialect;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -483,7 +484,7 @@ impl Config {
     pub fn postgres_url(&self) -> Option<&str> {
         self.database_url
             .as_deref()
-            .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+            .filter(|u| Dialect::of_url(u) == Dialect::Postgres)
     }
 
     /// This daemon's name in a shared history.

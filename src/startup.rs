@@ -45,7 +45,9 @@ pub struct Application {
 
 impl Application {
     /// Builds the daemon from its settings. Must run inside an actix System.
-    pub async fn build(config: Config) -> Result<Application, StartError> {
+    pub async fn build(mut config: Config) -> Result<Application, StartError> {
+        // Named once (the default reads the host name), for the engine and the API.
+        config.instance_id = Some(config.instance_name());
         let cipher = Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
         let store = match config.postgres_url() {
             Some(url) => {

@@ -1,7 +1,7 @@
 //! The AccountRegistry actor: owns the account set, applies every change to it, keeps
 //! the store in step, and publishes immutable snapshots to the StrategySelector.
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, LogThrottle};
 use crate::domain::{Account, AccountKind, Secret};
 use crate::metrics::{AccountLabel, Metrics};
 use crate::oauth::TokenSet;
@@ -58,7 +58,9 @@ pub struct AccountRegistry {
     /// Other instances share the store: read it back this often.
     sync_every: Option<Duration>,
     syncing: bool,
-    last_failure_log: Option<std::time::Instant>,
+    /// Failed writes are logged once a minute (the database may be away a while;
+    /// the writes are retried every interval meanwhile).
+    failure_log: LogThrottle,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -81,7 +83,7 @@ impl AccountRegistry {
             writes_started: 0,
             sync_every: None,
             syncing: false,
-            last_failure_log: None,
+            failure_log: LogThrottle::per_minute(),
             metrics: None,
         }
     }
@@ -243,17 +245,9 @@ impl Actor for AccountRegistry {
     }
 }
 
-/// Failed account writes are logged at most this often (the database may be away
-/// for a while; the writes are retried every interval meanwhile).
-const WRITE_FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(60);
-
 impl AccountRegistry {
     fn log_write_failure(&mut self, e: &StoreError) {
-        let due = self
-            .last_failure_log
-            .is_none_or(|t| t.elapsed() >= WRITE_FAILURE_LOG_INTERVAL);
-        if due {
-            self.last_failure_log = Some(std::time::Instant::now());
+        if self.failure_log.due() {
             tracing::error!(error = %e, "saving account state failed; keeping it and retrying");
         }
     }

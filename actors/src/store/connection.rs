@@ -114,16 +114,18 @@ impl ManageConnection for AnyManager {
 
 /// The pool's connection errors, as one line at most once a minute: while the
 /// database is away every attempt fails, and each would otherwise be logged.
-#[derive(Debug, Default)]
-pub struct OutageLog {
-    last: std::sync::Mutex<Option<std::time::Instant>>,
+#[derive(Debug)]
+pub struct OutageLog(crate::clock::LogThrottle);
+
+impl Default for OutageLog {
+    fn default() -> Self {
+        Self(crate::clock::LogThrottle::per_minute())
+    }
 }
 
 impl diesel::r2d2::HandleError<diesel::r2d2::Error> for OutageLog {
     fn handle_error(&self, error: diesel::r2d2::Error) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(60)) {
-            *last = Some(std::time::Instant::now());
+        if self.0.due() {
             let text = error.to_string();
             let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
             tracing::error!(error = %line, "cannot connect to the database; retrying (logged once a minute)");
