@@ -13,8 +13,9 @@
 # generator (bench/soak_load.py: half JSON, half SSE, ABORT_SHARE of the streams hung
 # up by the client after the first bytes).
 #
-# Every minute the daemon's RSS (VmRSS), open file descriptors and threads are printed
-# and logged. At the end the daemon is stopped with SIGTERM (which flushes its request
+# Every minute the daemon's RSS (VmRSS, and its anonymous and file-backed parts),
+# open file descriptors and threads are printed and logged. File-backed RSS is mostly
+# the binary's own code; growth in the anonymous part is the heap. At the end the daemon is stopped with SIGTERM (which flushes its request
 # log) and the rows in the requests table are counted.
 #
 # Verdict: PASS when the daemon stayed up and its RSS after minute BASELINE_MIN never
@@ -118,7 +119,10 @@ wait_http() { # url: bounded wait until something answers
     say "nothing answers at $1"
     return 1
 }
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+status_kb() { # pid field
+    awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
+}
+rss_kb() { status_kb "$1" VmRSS; }
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds_of() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
@@ -151,11 +155,19 @@ say "soak: ${DURATION} s at ${RATE} req/s (${THREADS} threads), ${FAULT_PERCENT}
     "${ABORT_SHARE} of streams aborted, SSE gap ${EVENT_GAP_MS} ms; $(nproc) cores; log $LOG"
 say "daemon pid $DAEMON_PID on 127.0.0.1:$PORT, mock on 127.0.0.1:$MOCK_PORT, data $DATA"
 
-declare -a RSS FDS THR
-RSS[0]=$(rss_kb "$DAEMON_PID")
-FDS[0]=$(fds_of "$DAEMON_PID")
-THR[0]=$(threads_of "$DAEMON_PID")
-say "minute 0: RSS $(mb "${RSS[0]}") MB, fds ${FDS[0]}, threads ${THR[0]} (idle, before load)"
+declare -a RSS ANON FILE FDS THR
+sample() { # minute: reads the daemon's numbers into the arrays
+    RSS[$1]=$(rss_kb "$DAEMON_PID")
+    ANON[$1]=$(status_kb "$DAEMON_PID" RssAnon)
+    FILE[$1]=$(status_kb "$DAEMON_PID" RssFile)
+    FDS[$1]=$(fds_of "$DAEMON_PID")
+    THR[$1]=$(threads_of "$DAEMON_PID")
+}
+sample_line() { # minute
+    echo "RSS $(mb "${RSS[$1]}") MB (anon $(mb "${ANON[$1]}"), file $(mb "${FILE[$1]}")), fds ${FDS[$1]}, threads ${THR[$1]}"
+}
+sample 0
+say "minute 0: $(sample_line 0) (idle, before load)"
 
 python3 "$ROOT/bench/soak_load.py" --port "$PORT" --duration "$DURATION" --rate "$RATE" \
     --threads "$THREADS" --abort-share "$ABORT_SHARE" --out "$WORK/load.json" \
@@ -171,10 +183,8 @@ for ((m = 1; m <= MINUTES; m++)); do
         if ! kill -0 "$DAEMON_PID" 2>/dev/null; then DIED=1; break 2; fi
         sleep 1
     done
-    RSS[m]=$(rss_kb "$DAEMON_PID")
-    FDS[m]=$(fds_of "$DAEMON_PID")
-    THR[m]=$(threads_of "$DAEMON_PID")
-    say "minute $m: RSS $(mb "${RSS[m]}") MB, fds ${FDS[m]}, threads ${THR[m]}"
+    sample "$m"
+    say "minute $m: $(sample_line "$m")"
 done
 
 # The load generator stops by itself at DURATION; bounded wait for its last answers.
@@ -232,11 +242,11 @@ field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1] or "{}"); print(
 echo
 echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s · ${RATE} req/s target · ${FAULT_PERCENT}% upstream faults · ${ABORT_SHARE} of streams aborted"
 echo
-echo "| minute | RSS MB | fds | threads |"
-echo "|---:|---:|---:|---:|"
+echo "| minute | RSS MB | anon MB | file MB | fds | threads |"
+echo "|---:|---:|---:|---:|---:|---:|"
 for ((m = 0; m <= MINUTES; m++)); do
     [[ -n "${RSS[m]:-}" ]] || continue
-    echo "| $m | $(mb "${RSS[m]}") | ${FDS[m]} | ${THR[m]} |"
+    echo "| $m | $(mb "${RSS[m]}") | $(mb "${ANON[m]}") | $(mb "${FILE[m]}") | ${FDS[m]} | ${THR[m]} |"
 done
 echo
 echo "| count | value |"
