@@ -144,6 +144,7 @@ impl Application {
             config.retention_request_days,
         );
         actix_web::rt::spawn(retention_job(engine.store.clone(), retention.clone()));
+        actix_web::rt::spawn(crate::memory::trim_loop());
         let retention = web::Data::new(retention);
         let mut public_config = config.clone();
         public_config.secret_key = None;
