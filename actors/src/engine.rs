@@ -7,7 +7,7 @@ use crate::metrics::Metrics;
 use crate::protocol::PriceTable;
 use crate::refresher::{RefreshSettings, TokenRefresher};
 use crate::registry::{AccountRegistry, PersistNow};
-use crate::selector::StrategySelector;
+use crate::selector::{SelectHandle, StrategySelector};
 use crate::stats::{HistorySeed, LiveFeed, StatsAggregator};
 use crate::store::{blocking, Breakdown, Store, StoreError};
 use crate::strategies::{self, StrategySettings};
@@ -44,6 +44,8 @@ pub struct EngineSettings {
 pub struct Engine {
     pub registry: Addr<AccountRegistry>,
     pub selector: Addr<StrategySelector>,
+    /// Selection for the proxy's workers, on their own threads.
+    pub select: SelectHandle,
     pub refresher: Addr<TokenRefresher>,
     pub logger: Addr<RequestLogger>,
     pub stats: Addr<StatsAggregator>,
@@ -89,8 +91,9 @@ impl Engine {
         let registry_ctx = Context::<AccountRegistry>::new();
         let registry_addr = registry_ctx.address();
         let selector = StrategySelector::new(strategy, strategy_settings, snapshot)
-            .with_registry(registry_addr.clone())
-            .start();
+            .with_registry(registry_addr.clone());
+        let select = selector.handle();
+        let selector = selector.start();
         let registry = registry_ctx.run(
             AccountRegistry::new(
                 store.clone(),
@@ -105,6 +108,7 @@ impl Engine {
         Ok(Engine {
             registry: registry.clone(),
             selector,
+            select,
             refresher: TokenRefresher::new(settings.refresh, registry.clone())
                 .with_cluster_lock(store.clone())
                 .start(),

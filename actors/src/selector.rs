@@ -11,7 +11,7 @@ use crate::registry::{AccountRegistry, SessionStarted};
 use crate::strategies::{self, LoadTracker, SelectContext, Strategy, StrategySettings};
 use actix::prelude::*;
 use serde::Serialize;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Why an account was not offered, as the 503 `pool_exhausted` answer lists it.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -55,12 +55,40 @@ impl Selection {
 }
 
 /// The selector; see the module docs.
+///
+/// Its state sits behind a mutex that it shares with [`SelectHandle`]s: the proxy's
+/// workers order the pool for each request under that lock on their own thread,
+/// instead of a message round trip to the actor's thread and back (two cross-thread
+/// wake-ups per request; see docs/performance.md). Every change of the state (a new
+/// pool, a served request, a strategy switch) still arrives here as a message.
 pub struct StrategySelector {
+    core: Arc<Mutex<SelectorCore>>,
+    registry: Option<Addr<AccountRegistry>>,
+}
+
+/// What the selector knows: the pool, the strategy and the recent load.
+struct SelectorCore {
     pool: Arc<Vec<Arc<Account>>>,
     strategy: Box<dyn Strategy>,
     settings: StrategySettings,
     load: LoadTracker,
-    registry: Option<Addr<AccountRegistry>>,
+}
+
+/// Orders the pool for one request from any thread; see [`StrategySelector`].
+#[derive(Clone)]
+pub struct SelectHandle(Arc<Mutex<SelectorCore>>);
+
+impl SelectHandle {
+    /// The accounts to try for one request, in order.
+    pub fn select(&self, session_key: Option<&str>, now: i64) -> Selection {
+        lock(&self.0).select(session_key, now)
+    }
+}
+
+/// The state, even if a strategy panicked while holding it: its bookkeeping is only
+/// an ordering hint, never worth stopping the proxy for.
+fn lock(core: &Mutex<SelectorCore>) -> MutexGuard<'_, SelectorCore> {
+    core.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl StrategySelector {
@@ -73,11 +101,14 @@ impl StrategySelector {
         for a in &pool {
             load.seed_last_used(&a.id, a.last_used);
         }
-        Self {
+        let core = SelectorCore {
             pool: Arc::new(pool),
             strategy,
             settings,
             load,
+        };
+        Self {
+            core: Arc::new(Mutex::new(core)),
             registry: None,
         }
     }
@@ -88,9 +119,49 @@ impl StrategySelector {
         self
     }
 
-    /// Orders the pool for one request (the `SelectCandidates` handler, callable
-    /// directly in tests and benchmarks).
+    /// A handle the proxy's workers select with.
+    pub fn handle(&self) -> SelectHandle {
+        SelectHandle(self.core.clone())
+    }
+
+    /// Orders the pool for one request (what [`SelectHandle::select`] and the
+    /// `SelectCandidates` handler do; callable directly in tests and benchmarks).
     pub fn select(&mut self, session_key: Option<&str>, now: i64) -> Selection {
+        lock(&self.core).select(session_key, now)
+    }
+
+    /// Notes that an account served a request; `Some(at)` when that started a new
+    /// global session on it.
+    pub fn note_served(
+        &mut self,
+        account_id: &str,
+        session_key: Option<&str>,
+        now: i64,
+    ) -> Option<i64> {
+        lock(&self.core).note_served(account_id, session_key, now)
+    }
+
+    /// Switches to the named strategy; `false` for an unknown name.
+    pub fn switch(&mut self, name: &str, now: i64) -> bool {
+        lock(&self.core).switch(name, now)
+    }
+
+    pub fn strategy_name(&self) -> &'static str {
+        lock(&self.core).strategy.name()
+    }
+
+    /// Edits the pool in place, without telling the strategy (tests only).
+    #[cfg(test)]
+    fn edit_pool(&mut self, edit: impl FnOnce(&mut Vec<Arc<Account>>)) {
+        let mut core = lock(&self.core);
+        let mut pool: Vec<Arc<Account>> = core.pool.iter().cloned().collect();
+        edit(&mut pool);
+        core.pool = Arc::new(pool);
+    }
+}
+
+impl SelectorCore {
+    fn select(&mut self, session_key: Option<&str>, now: i64) -> Selection {
         let mut candidates = Vec::with_capacity(self.pool.len());
         let mut unavailable = Vec::new();
         for a in self.pool.iter() {
@@ -123,9 +194,7 @@ impl StrategySelector {
         }
     }
 
-    /// Notes that an account served a request; `Some(at)` when that started a new
-    /// global session on it.
-    pub fn note_served(
+    fn note_served(
         &mut self,
         account_id: &str,
         session_key: Option<&str>,
@@ -141,8 +210,7 @@ impl StrategySelector {
         self.strategy.served(&account, &self.pool, &ctx)
     }
 
-    /// Switches to the named strategy; `false` for an unknown name.
-    pub fn switch(&mut self, name: &str, now: i64) -> bool {
+    fn switch(&mut self, name: &str, now: i64) -> bool {
         if self.strategy.name() == name {
             return true;
         }
@@ -156,8 +224,10 @@ impl StrategySelector {
         }
     }
 
-    pub fn strategy_name(&self) -> &'static str {
-        self.strategy.name()
+    fn pool_updated(&mut self, pool: Arc<Vec<Arc<Account>>>) {
+        self.load.retain(|id| pool.iter().any(|a| a.id == id));
+        self.pool = pool;
+        self.strategy.pool_changed(&self.pool, now_ms());
     }
 }
 
@@ -174,9 +244,7 @@ impl Handler<PoolUpdated> for StrategySelector {
     type Result = ();
 
     fn handle(&mut self, msg: PoolUpdated, _: &mut Self::Context) {
-        self.load.retain(|id| msg.0.iter().any(|a| a.id == id));
-        self.pool = msg.0;
-        self.strategy.pool_changed(&self.pool, now_ms());
+        lock(&self.core).pool_updated(msg.0);
     }
 }
 
@@ -227,7 +295,7 @@ impl Handler<CurrentStrategy> for StrategySelector {
     type Result = String;
 
     fn handle(&mut self, _: CurrentStrategy, _: &mut Self::Context) -> String {
-        self.strategy.name().to_string()
+        self.strategy_name().to_string()
     }
 }
 

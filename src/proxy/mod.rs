@@ -24,7 +24,7 @@ use claudeflare_actors::refresher::{GetCredential, TokenRefresher};
 use claudeflare_actors::registry::{
     AuthFailedMark, CooldownMark, RateLimitMark, RateLimitObserved, RecordUse,
 };
-use claudeflare_actors::selector::{SelectCandidates, Skipped};
+use claudeflare_actors::selector::Skipped;
 use claudeflare_actors::Engine;
 use futures_util::StreamExt;
 use recording::{PayloadDraft, RecordDraft, Recorder, RecordingBody};
@@ -270,24 +270,10 @@ pub async fn proxy(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| ctx.meta.user_id.clone());
-    let select = SelectCandidates {
-        session_key: ctx.session_key.clone(),
-    };
-    let selection = match state.engine.selector.send(select).await {
-        Ok(s) => s,
-        Err(e) => {
-            let message = format!("account selection unavailable: {e}");
-            return local_answer(
-                &state,
-                &req,
-                &ctx,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "api_error",
-                &message,
-                None,
-            );
-        }
-    };
+    let selection = state.engine.select.select(
+        ctx.session_key.as_deref(),
+        claudeflare_actors::clock::now_ms(),
+    );
 
     if selection.configured == 0 {
         return forward_unauthenticated(req, ctx, state, client).await;

@@ -57,13 +57,13 @@ fn counts(served: &[String]) -> HashMap<&str, usize> {
 }
 
 fn bench(s: &mut StrategySelector, name: &str, until: i64) {
-    let mut pool: Vec<Arc<Account>> = s.pool.iter().cloned().collect();
-    for a in pool.iter_mut() {
-        if a.name == name {
-            Arc::make_mut(a).rate_limited_until = Some(until);
+    s.edit_pool(|pool| {
+        for a in pool.iter_mut() {
+            if a.name == name {
+                Arc::make_mut(a).rate_limited_until = Some(until);
+            }
         }
-    }
-    s.pool = Arc::new(pool);
+    });
 }
 
 #[test]
@@ -153,9 +153,7 @@ fn weighted_round_robin_is_exact_and_smooth() {
 fn least_requests_lets_a_new_account_catch_up() {
     let mut s = selector("least-requests", vec![account("a", 1), account("b", 2)]);
     serve(&mut s, 20, |_| None);
-    let mut pool: Vec<Arc<Account>> = s.pool.iter().cloned().collect();
-    pool.push(Arc::new(account("c", 3)));
-    s.pool = Arc::new(pool);
+    s.edit_pool(|pool| pool.push(Arc::new(account("c", 3))));
     let served = serve(&mut s, 10, |_| None);
     assert!(served.iter().all(|n| n == "c"), "{served:?}");
 }
