@@ -187,7 +187,14 @@ async fn answer(req: HttpRequest, body: Bytes, mock: web::Data<Mock>) -> HttpRes
             .content_type("application/json")
             .body(JSON_BODY);
     }
-    let gap = mock.gap;
+    // A client may ask for its own pacing (bench/streams.sh times first events on
+    // short streams while others are held open on long ones).
+    let gap = req
+        .headers()
+        .get("x-mock-gap-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .map_or(mock.gap, Duration::from_millis);
     if gap.is_zero() {
         let all: Vec<u8> = mock.events.iter().flat_map(|b| b.iter().copied()).collect();
         return HttpResponse::Ok()

@@ -1,0 +1,36 @@
+# Helpers shared by the bench scripts (sourced, not run).
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_http() { # url: bounded wait until something answers
+    for _ in $(seq 100); do
+        if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing answers at $1" >&2
+    return 1
+}
+
+stop_pid() { # pid: TERM, bounded wait, then KILL
+    local pid=$1
+    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+add_accounts() { # port: the three API-key accounts every bench uses
+    local name
+    for name in a b c; do
+        curl -s -o /dev/null "http://127.0.0.1:$1/api/accounts" \
+            -H 'content-type: application/json' \
+            -d "{\"name\":\"$name\",\"apiKey\":\"sk-ant-$name-000000000000000\"}"
+    done
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Stream benchmark: first-event latency, RSS after client-aborted streams, RSS with
+# many streams open at once. Loopback only, bounded in time (about a minute).
+#
+#   bench/streams.sh
+#   ABORTS=2000 OPEN=200 NO_BUILD=1 bench/streams.sh
+#
+# Environment:
+#   FIRST     sequential streams per side for the first-event latency (default 500)
+#   ABORTS    client-aborted streams (default 10000), 64 at a time
+#   OPEN      streams held open at once (default 1000)
+#   GAP_MS    the mock's gap between SSE events (default 1000: a stream lasts ~14 s)
+#   NO_BUILD=1  skip `cargo build --release --bins`
+#
+# The mock sends the first event at once and the other 14 after GAP_MS each. The
+# daemon (fresh data directory, three API-key accounts, default settings) trims its
+# heap every 10 s, so RSS is read 12 s after each phase. Prints one markdown table.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+# shellcheck source=bench/common.sh
+source bench/common.sh
+
+int_in() { # value min max name
+    if ! [[ "$1" =~ ^[0-9]+$ ]] || (($1 < $2 || $1 > $3)); then
+        echo "$4 must be a whole number in $2..$3 (got $1)" >&2
+        exit 2
+    fi
+}
+FIRST=${FIRST:-500}
+ABORTS=${ABORTS:-10000}
+OPEN=${OPEN:-1000}
+GAP_MS=${GAP_MS:-1000}
+int_in "$FIRST" 10 10000 FIRST
+int_in "$ABORTS" 0 100000 ABORTS
+int_in "$OPEN" 1 5000 OPEN
+int_in "$GAP_MS" 1 5000 GAP_MS
+
+for tool in curl python3; do
+    command -v "$tool" >/dev/null || { echo "bench/streams.sh needs $tool" >&2; exit 2; }
+done
+# Every open stream is two sockets in the daemon and one in the client.
+ulimit -n "$(( OPEN * 3 + 1024 ))" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+if [[ "${NO_BUILD:-0}" != 1 ]]; then
+    echo "== cargo build --release --bins" >&2
+    cargo build --release --bins >&2
+fi
+BIN="$ROOT/target/release"
+
+WORK=$(mktemp -d /tmp/claudeflare-streams.XXXXXX)
+DATA="$WORK/data"
+mkdir -p "$DATA"
+MOCK_PID=""
+DAEMON_PID=""
+cleanup() {
+    stop_pid "$DAEMON_PID"
+    stop_pid "$MOCK_PID"
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+MOCK_PORT=$(free_port)
+PORT=$(free_port)
+"$BIN/mock-upstream" "$MOCK_PORT" "$GAP_MS" >"$WORK/mock.log" 2>&1 &
+MOCK_PID=$!
+wait_http "http://127.0.0.1:$MOCK_PORT/__mock/stats"
+"$BIN/claudeflare" serve --port "$PORT" --host 127.0.0.1 --data-dir "$DATA" \
+    --upstream-url "http://127.0.0.1:$MOCK_PORT" --log-level warn >"$WORK/daemon.log" 2>&1 &
+DAEMON_PID=$!
+wait_http "http://127.0.0.1:$PORT/health"
+add_accounts "$PORT"
+sleep 1
+RSS_IDLE=$(rss_kb "$DAEMON_PID")
+
+OUT="$WORK/streams.txt"
+python3 bench/streams_load.py --direct "$MOCK_PORT" --proxy "$PORT" --pid "$DAEMON_PID" \
+    --first "$FIRST" --aborts "$ABORTS" --open "$OPEN" >"$OUT"
+v() { awk -v k="$1" '$1 == k {print $2}' "$OUT"; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%+.1f%%", (a / b - 1) * 100; else print "-" }'; }
+
+echo
+echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · mock SSE gap ${GAP_MS} ms"
+echo
+echo "| measure | direct | proxy | added |"
+echo "|---|---:|---:|---:|"
+echo "| first event p50 ($FIRST sequential streams each) | $(v first_direct_p50) ms | $(v first_proxy_p50) ms | $(sub "$(v first_proxy_p50)" "$(v first_direct_p50)") ms |"
+echo "| first event p99 | $(v first_direct_p99) ms | $(v first_proxy_p99) ms | $(sub "$(v first_proxy_p99)" "$(v first_direct_p99)") ms |"
+echo "| daemon RSS idle | | $(mb "$RSS_IDLE") MB | |"
+echo "| RSS before $ABORTS client-aborted streams (after the first-event runs, settled) | | $(mb "$(v abort_baseline_kb)") MB | |"
+echo "| RSS right after them / 12 s later | | $(mb "$(v abort_peak_kb)") / $(mb "$(v abort_after_kb)") MB | $(pct "$(v abort_after_kb)" "$(v abort_baseline_kb)") |"
+echo "| aborted streams that failed before their first event | | $(v abort_failed) | |"
+echo "| streams open at once / of $OPEN | | $(v open_streams) | |"
+echo "| peak RSS with them open | | $(mb "$(v open_peak_kb)") MB | |"
+echo "| of them ended with message_stop | | $(v open_completed) | |"
