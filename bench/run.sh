@@ -21,6 +21,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 DURATION=${DURATION:-10}
 if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || ((DURATION < 1 || DURATION > 120)); then
@@ -65,21 +67,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-wait_http() { # url: bounded wait until something answers
-    for _ in $(seq 100); do
-        if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing answers at $1" >&2
-    return 1
-}
-
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-
 MOCK_PORT=$(free_port)
 PORT=$(free_port)
 
@@ -94,11 +81,7 @@ wait_http "http://127.0.0.1:$MOCK_PORT/"
 DAEMON_PID=$!
 wait_http "http://127.0.0.1:$PORT/"
 
-for name in a b c; do
-    curl -s -o /dev/null -w '' "http://127.0.0.1:$PORT/api/accounts" \
-        -H 'content-type: application/json' \
-        -d "{\"name\":\"$name\",\"apiKey\":\"sk-ant-$name-000000000000000\"}"
-done
+add_accounts "$PORT"
 
 BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}'
 STREAM_BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi"}]}'
@@ -202,7 +185,6 @@ EOF
 )"
 
 ratio() { awk -v p="$1" -v d="$2" 'BEGIN { if (d > 0) printf "%.2f", p / d; else print "-" }'; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f MB", k / 1024 }'; }
 
 echo
 echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s per run · mock SSE event gap ${EVENT_GAP_MS} ms${DAEMON_ARGS:+ · daemon flags: $DAEMON_ARGS}"
@@ -222,8 +204,8 @@ for k in c1 c64 sse16; do
 done
 echo "| p50 added at c=1 (proxy − direct) | | $(awk -v p="${R[c1,pp50]}" -v d="${R[c1,dp50]}" 'BEGIN {printf "%.3f ms", p - d}') | |"
 echo "| x-claudeflare-overhead-ms p50 / p99 (${OH_N} sequential requests) | | ${OH_P50} / ${OH_P99} ms | |"
-echo "| daemon RSS idle | | $(mb "$RSS_IDLE") | |"
-echo "| daemon RSS after c=64 | | $(mb "$RSS_LOADED") | |"
+echo "| daemon RSS idle | | $(mb "$RSS_IDLE") MB | |"
+echo "| daemon RSS after c=64 | | $(mb "$RSS_LOADED") MB | |"
 echo "| rows recorded / requests completed | | ${ROWS} / ${COMPLETED} | |"
 echo "| payload rows | | ${PAYLOADS} | |"
 echo "| daemon exit code after SIGTERM | | ${STOP_RC} | |"

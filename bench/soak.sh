@@ -40,6 +40,8 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=bench/common.sh
+source bench/common.sh
 
 int_in() { # value min max name
     if ! [[ "$1" =~ ^[0-9]+$ ]] || (($1 < $2 || $1 > $3)); then
@@ -87,14 +89,6 @@ MOCK_PID=""
 DAEMON_PID=""
 LOAD_PID=""
 
-stop_pid() { # pid: TERM, bounded wait, then KILL
-    local pid=$1
-    if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
-}
 cleanup() {
     stop_pid "$LOAD_PID"
     stop_pid "$DAEMON_PID"
@@ -108,24 +102,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-wait_http() { # url: bounded wait until something answers
-    for _ in $(seq 100); do
-        if curl -s -o /dev/null --max-time 1 "$1"; then return 0; fi
-        sleep 0.1
-    done
-    say "nothing answers at $1"
-    return 1
-}
 status_kb() { # pid field
     awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 }
-rss_kb() { status_kb "$1" VmRSS; }
 threads_of() { awk '/^Threads:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 fds_of() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
-mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 MOCK_PORT=$(free_port)
 PORT=$(free_port)
