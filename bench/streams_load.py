@@ -175,16 +175,16 @@ async def main():
     # 2. Client-aborted streams against a settled baseline.
     await asyncio.sleep(a.settle)
     base = rss_kb(a.pid)
-    failed = 0
+    failed = {}
     sem = asyncio.Semaphore(64)
 
     async def one_abort(i):
-        nonlocal failed
         async with sem:
             try:
                 await first_event(a.proxy, reset=i % 2 == 1)
-            except (OSError, asyncio.TimeoutError):
-                failed += 1
+            except (OSError, asyncio.TimeoutError) as e:
+                why = str(e) or type(e).__name__
+                failed[why] = failed.get(why, 0) + 1
 
     await asyncio.gather(*(one_abort(i) for i in range(a.aborts)))
     peak_aborts = rss_kb(a.pid)
@@ -193,7 +193,9 @@ async def main():
     print("abort_baseline_kb", base)
     print("abort_peak_kb", peak_aborts)
     print("abort_after_kb", after)
-    print("abort_failed", failed)
+    print("abort_failed", sum(failed.values()))
+    for why, n in sorted(failed.items(), key=lambda kv: -kv[1])[:3]:
+        print("abort_failure", n, why.replace(" ", "_"))
 
     # 3. Many streams open at once.
     loop = asyncio.get_running_loop()

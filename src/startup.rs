@@ -192,6 +192,14 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .disable_signals()
+        // Small SSE events go out at once instead of waiting for the previous
+        // segment's ACK (Nagle), so the first event is not held behind the head.
+        .tcp_nodelay(true)
+        // A client that hangs up with a FIN (not a reset) is taken as gone at once:
+        // its stream and the upstream request behind it are dropped then, not when
+        // the next upstream chunk fails to write (up to the whole gap between events).
+        // HTTP/1.1 clients do not half-close while waiting for an answer.
+        .h1_allow_half_closed(false)
         .client_request_timeout(Duration::from_millis(config.client_request_timeout_ms))
         .shutdown_timeout(config.shutdown_timeout_ms.div_ceil(1000));
         if config.workers > 0 {

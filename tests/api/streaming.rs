@@ -246,3 +246,59 @@ async fn a_client_disconnect_cancels_the_upstream_request() {
         .unwrap_or("")
         .contains("client disconnected"));
 }
+
+/// A client that closes its socket normally (a FIN, not a reset) while the upstream
+/// is between two events: the upstream request is dropped at once, not when the next
+/// event fails to reach the client.
+#[actix_web::test]
+async fn a_client_hanging_up_between_events_cancels_the_upstream_at_once() {
+    use std::io::{Read, Write};
+    let app = spawn_app().await;
+    app.add_account("alpha", KEY).await;
+    app.mock
+        .set_default(Behavior::sse(Duration::from_secs(10), SseEnd::Complete));
+    let addr = app.address.trim_start_matches("http://").to_string();
+    let hung_up = actix_web::rt::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        let head = format!(
+            "POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{STREAM_BODY}",
+            STREAM_BODY.len()
+        );
+        s.write_all(head.as_bytes()).expect("write");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("event: message_start") {
+            let n = s.read(&mut buf).expect("read");
+            assert!(n > 0, "closed before the first event");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        // Everything sent has been read, so close() sends a FIN.
+        drop(s);
+        let seen = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+        let id = seen
+            .lines()
+            .find_map(|l| l.strip_prefix("x-claudeflare-request-id: "))
+            .expect("request id header")
+            .trim()
+            .to_string();
+        (Instant::now(), id)
+    })
+    .await
+    .expect("client thread");
+    let (hung_up, id) = hung_up;
+
+    // The record is written when the proxy drops the stream (and with it the
+    // upstream request); the logger adds at most its 100 ms batch delay.
+    let row = app.request(&id).await;
+    assert!(
+        hung_up.elapsed() < Duration::from_secs(2),
+        "the stream was dropped {:?} after the hang-up (next event in 10 s)",
+        hung_up.elapsed()
+    );
+    assert_eq!(row["success"], false);
+    assert!(row["errorMessage"]
+        .as_str()
+        .unwrap_or("")
+        .contains("client disconnected"));
+}
