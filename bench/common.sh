@@ -1,5 +1,12 @@
 # Helpers shared by the bench scripts (sourced, not run).
 
+int_in() { # value min max name
+    if ! [[ "$1" =~ ^[0-9]+$ ]] || (($1 < $2 || $1 > $3)); then
+        echo "$4 must be a whole number in $2..$3 (got $1)" >&2
+        exit 2
+    fi
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

@@ -22,12 +22,6 @@ ROOT=$(pwd)
 # shellcheck source=bench/common.sh
 source bench/common.sh
 
-int_in() { # value min max name
-    if ! [[ "$1" =~ ^[0-9]+$ ]] || (($1 < $2 || $1 > $3)); then
-        echo "$4 must be a whole number in $2..$3 (got $1)" >&2
-        exit 2
-    fi
-}
 FIRST=${FIRST:-500}
 ABORTS=${ABORTS:-10000}
 OPEN=${OPEN:-1000}

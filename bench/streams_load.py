@@ -39,6 +39,19 @@ def request(port, keep_alive=False, gap_ms=None):
     ).encode() + BODY
 
 
+async def read_more(reader, data, timeout, why):
+    """`data` plus the next bytes read, split into (data, body or None); raises when
+    the connection closes or the answer is not a 200."""
+    chunk = await asyncio.wait_for(reader.read(65536), timeout)
+    if not chunk:
+        raise ConnectionError(why)
+    data += chunk
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if sep and not head.startswith(b"HTTP/1.1 200"):
+        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
+    return data, (body if sep else None)
+
+
 class KeptConnection:
     """One keep-alive connection that times the first event of whole streams.
 
@@ -61,17 +74,11 @@ class KeptConnection:
         first = None
         data = b""
         while True:
-            chunk = await asyncio.wait_for(self.reader.read(65536), timeout)
-            if not chunk:
-                raise ConnectionError("closed mid-stream")
-            data += chunk
-            head, sep, body = data.partition(b"\r\n\r\n")
-            if sep and not head.startswith(b"HTTP/1.1 200"):
-                raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-            if first is None and sep and b"event:" in body:
+            data, body = await read_more(self.reader, data, timeout, "closed mid-stream")
+            if first is None and body is not None and b"event:" in body:
                 first = time.perf_counter() - sent
             # The end of a chunked body.
-            if sep and body.endswith(b"\r\n0\r\n\r\n"):
+            if body is not None and body.endswith(b"\r\n0\r\n\r\n"):
                 return first
 
     def close(self):
@@ -105,14 +112,8 @@ async def first_event(port, reset=False, timeout=10.0):
         sent = time.perf_counter()
         data = b""
         while True:
-            chunk = await asyncio.wait_for(reader.read(4096), timeout)
-            if not chunk:
-                raise ConnectionError("closed before the first event")
-            data += chunk
-            head, sep, body = data.partition(b"\r\n\r\n")
-            if sep and not head.startswith(b"HTTP/1.1 200"):
-                raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-            if sep and b"event:" in body:
+            data, body = await read_more(reader, data, timeout, "closed before the first event")
+            if body is not None and b"event:" in body:
                 break
         return time.perf_counter() - sent
     finally:
