@@ -6,10 +6,12 @@
 
 mod models;
 mod queries;
+mod rollup;
 pub mod schema;
 
 pub use models::{RequestPayload, RequestRecord};
 pub use queries::{AnalyticsFilter, Breakdown, BucketRow, GroupRow, RequestFilter, StatusFilter};
+pub use rollup::Analytics;
 
 use crate::domain::Account;
 use crate::secrets::Cipher;
@@ -216,7 +218,8 @@ impl Store {
         Ok(())
     }
 
-    /// Inserts a batch of finished requests and their payloads in one transaction.
+    /// Inserts a batch of finished requests and their payloads in one transaction,
+    /// and adds the batch to the analytics rollups in the same transaction.
     ///
     /// One single-row INSERT per record with every column named and `None` bound as
     /// NULL: that statement has a fixed shape, so diesel prepares it once per
@@ -271,6 +274,7 @@ impl Store {
                     ))
                     .execute(c)?;
             }
+            rollup::add(c, batch.iter().map(|e| &e.record))?;
             Ok::<_, DieselError>(())
         })?;
         Ok(())
