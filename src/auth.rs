@@ -30,6 +30,8 @@ pub struct Access {
     uses: Mutex<HashMap<String, (i64, i64)>>,
     /// Per-key limit state: (minute, requests in it, requests in flight).
     limits: Mutex<HashMap<String, (i64, u32, u32)>>,
+    /// When a store failure was last logged (the database may be away a while).
+    failure_log: claudeflare_actors::clock::LogThrottle,
 }
 
 /// A request's place under its key's concurrency limit; released on drop.
@@ -76,7 +78,15 @@ impl Access {
             store,
             uses: Mutex::new(HashMap::new()),
             limits: Mutex::new(HashMap::new()),
+            failure_log: claudeflare_actors::clock::LogThrottle::per_minute(),
         })
+    }
+
+    /// Logs a store failure at most once a minute.
+    fn warn_store(&self, what: &str, e: &claudeflare_actors::store::StoreError) {
+        if self.failure_log.due() {
+            tracing::warn!(error = %e, "{what} failed; retrying (logged once a minute)");
+        }
     }
 
     /// Applies a key's optional limits: `Err(seconds to wait)` when over one, else
@@ -134,8 +144,17 @@ impl Access {
             return;
         }
         let store = self.store.clone();
+        let kept = batch.clone();
         if let Err(e) = blocking(move || store.record_key_use(&batch)).await {
-            tracing::warn!(error = %e, "recording key use failed");
+            self.warn_store("recording key use", &e);
+            // Counted again at the next flush.
+            if let Ok(mut uses) = self.uses.lock() {
+                for (id, n, at) in kept {
+                    let entry = uses.entry(id).or_insert((0, 0));
+                    entry.0 += n;
+                    entry.1 = entry.1.max(at);
+                }
+            }
         }
     }
 
@@ -148,7 +167,7 @@ impl Access {
             self.flush_uses().await;
             let (ring, store) = (self.ring.clone(), self.store.clone());
             if let Err(e) = blocking(move || ring.reload(&store)).await {
-                tracing::warn!(error = %e, "re-reading the keys failed");
+                self.warn_store("re-reading the keys", &e);
             }
         }
     }

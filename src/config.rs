@@ -2,6 +2,7 @@
 //! config file > default, and validated at start with one clear line.
 
 use claudeflare_actors::protocol::Price;
+use claudeflare_actors::store::Dialect;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -24,8 +25,13 @@ pub struct Config {
     pub host: String,
     pub port: u16,
     pub data_dir: PathBuf,
-    /// Default: `claudeflare.db` in the data directory.
+    /// Default: `claudeflare.db` in the data directory. A `postgres://` URL shares
+    /// accounts, limits, sessions and history with other instances.
     pub database_url: Option<String>,
+    /// This daemon's name in a shared (PostgreSQL) history; default: the host name.
+    pub instance_id: Option<String>,
+    /// With PostgreSQL: how often the shared account state is read back (ms).
+    pub cluster_sync_ms: u64,
     pub upstream_url: String,
     pub strategy: String,
     pub session_duration_ms: u64,
@@ -35,6 +41,9 @@ pub struct Config {
     pub upstream_header_timeout_ms: u64,
     pub stream_idle_timeout_ms: u64,
     pub max_body_bytes: usize,
+    /// Largest request head (request line and headers) answered normally; over it,
+    /// a JSON 431. At most 112 KiB: actix-http refuses heads over 128 KiB itself.
+    pub max_header_bytes: usize,
     pub retry_attempts: u32,
     pub retry_delay_ms: u64,
     pub retry_backoff: f64,
@@ -92,6 +101,8 @@ impl Default for Config {
             port: 8080,
             data_dir: default_data_dir(),
             database_url: None,
+            instance_id: None,
+            cluster_sync_ms: 500,
             upstream_url: "https://api.anthropic.com".to_string(),
             strategy: "session".to_string(),
             session_duration_ms: 5 * 3600 * 1000,
@@ -101,6 +112,7 @@ impl Default for Config {
             upstream_header_timeout_ms: 600_000,
             stream_idle_timeout_ms: 300_000,
             max_body_bytes: 32 * 1024 * 1024,
+            max_header_bytes: 64 * 1024,
             retry_attempts: 3,
             retry_delay_ms: 500,
             retry_backoff: 2.0,
@@ -144,11 +156,13 @@ pub fn default_data_dir() -> PathBuf {
 
 /// Keys read from `CLAUDEFLARE_*` variables (other `CLAUDEFLARE_*` variables belong
 /// to the CLI or the tests and are left alone).
-const ENV_KEYS: [&str; 39] = [
+const ENV_KEYS: [&str; 42] = [
     "host",
     "port",
     "data_dir",
     "database_url",
+    "instance_id",
+    "cluster_sync_ms",
     "upstream_url",
     "strategy",
     "session_duration_ms",
@@ -158,6 +172,7 @@ const ENV_KEYS: [&str; 39] = [
     "upstream_header_timeout_ms",
     "stream_idle_timeout_ms",
     "max_body_bytes",
+    "max_header_bytes",
     "retry_attempts",
     "retry_delay_ms",
     "retry_backoff",
@@ -198,8 +213,24 @@ pub enum ConfigError {
 fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key,
-        message: message.into(),
+        // Messages quote values from the file (a pricing key, a filter's parse
+        // error): keep them on one line.
+        message: escape_controls(&message.into()),
     }
+}
+
+/// Control characters (newlines above all) written as escapes, so that an error
+/// quoting the user's text stays one line.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Values given on the command line; `None` leaves the layer below in force.
@@ -269,17 +300,40 @@ impl Config {
             }
         };
 
+        let toml = file.is_file().then(|| Toml::file(&file));
+        let environment = Figment::new().merge(rust_log()).merge(env());
+        let mut config = Config::layered(toml, environment, flag_layer)?;
+        config.config_file = Some(file);
+        Ok(config)
+    }
+
+    /// The defaults with a config file's text over them, validated: what `load` does
+    /// with the file, without environment variables and flags. Pure, so that the
+    /// parser can be tested and fuzzed (`actors/fuzz`, target `config`). The error
+    /// is one line.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Config::layered(
+            Some(Toml::string(text)),
+            Figment::new(),
+            Serialized::defaults(&Overrides::default()),
+        )
+    }
+
+    /// The one place the layers are merged, extracted and validated.
+    fn layered(
+        file: Option<figment::providers::Data<Toml>>,
+        environment: Figment,
+        flags: Serialized<&Overrides>,
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if file.is_file() {
-            figment = figment.merge(Toml::file(&file));
+        if let Some(file) = file {
+            figment = figment.merge(file);
         }
-        let mut config: Config = figment
-            .merge(rust_log())
-            .merge(env())
-            .merge(flag_layer)
+        let config: Config = figment
+            .merge(environment)
+            .merge(flags)
             .extract()
             .map_err(|e| ConfigError::Load(one_line(&e)))?;
-        config.config_file = Some(file);
         config.validate()?;
         Ok(config)
     }
@@ -363,16 +417,28 @@ impl Config {
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be greater than 0"));
         }
+        let ceiling = crate::header_limit::MAX_HEADER_BYTES_CEILING;
+        if !(1024..=ceiling).contains(&self.max_header_bytes) {
+            return Err(invalid(
+                "max_header_bytes",
+                format!("must be between 1024 and {ceiling}"),
+            ));
+        }
         if !(self.retry_backoff.is_finite() && self.retry_backoff >= 1.0) {
             return Err(invalid("retry_backoff", "must be a number of at least 1"));
         }
         if let Some(url) = &self.database_url {
-            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-                return Err(invalid(
-                    "database_url",
-                    "PostgreSQL is not supported by this build yet; use a SQLite path",
-                ));
+            if url.trim().is_empty() {
+                return Err(invalid("database_url", "must not be empty"));
             }
+        }
+        if let Some(id) = &self.instance_id {
+            if id.trim().is_empty() || id.len() > 64 {
+                return Err(invalid("instance_id", "must be 1 to 64 characters"));
+            }
+        }
+        if !(50..=60_000).contains(&self.cluster_sync_ms) {
+            return Err(invalid("cluster_sync_ms", "must be between 50 and 60000"));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", format!("{:?}: {e}", self.log_level)))?;
@@ -414,6 +480,24 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("config.toml"))
     }
 
+    /// The PostgreSQL URL, when the store is shared.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .filter(|u| Dialect::of_url(u) == Dialect::Postgres)
+    }
+
+    /// This daemon's name in a shared history.
+    pub fn instance_name(&self) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "claudeflare".to_string())
+        })
+    }
+
     /// The SQLite database file.
     pub fn database_path(&self) -> PathBuf {
         match &self.database_url {
@@ -423,11 +507,48 @@ impl Config {
     }
 }
 
-/// figment errors can chain several lines; the user gets the first, which names the key.
+/// figment errors can chain several errors, one a line; the user gets the first, which
+/// names the key, on one line. A TOML syntax error spans several lines itself (position,
+/// a source excerpt with a caret, the reason, the file): the excerpt is left out and
+/// the rest joined.
 fn one_line(e: &figment::Error) -> String {
-    let text = e.to_string();
-    let first = text.lines().next().unwrap_or("invalid configuration");
-    format!("invalid configuration: {first}")
+    let first = e
+        .clone()
+        .into_iter()
+        .next()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    let text = if first.starts_with("TOML parse error") {
+        let mut lines = first.lines();
+        let mut joined = lines.next().unwrap_or_default().to_string();
+        let mut separator = ": ";
+        for line in lines {
+            let trimmed = line.trim();
+            let excerpt = trimmed
+                .trim_start_matches(|c: char| c.is_ascii_digit())
+                .trim_start()
+                .starts_with('|');
+            if trimmed.is_empty() || excerpt {
+                continue;
+            }
+            if trimmed.starts_with("in ") {
+                joined.push(' ');
+            } else {
+                joined.push_str(separator);
+                separator = "; ";
+            }
+            joined.push_str(trimmed);
+        }
+        joined
+    } else {
+        first
+    };
+    let text = escape_controls(text.trim());
+    if text.is_empty() {
+        "invalid configuration".to_string()
+    } else {
+        format!("invalid configuration: {text}")
+    }
 }
 
 #[cfg(test)]
@@ -453,6 +574,17 @@ mod tests {
         };
         let msg = bad.validate().expect_err("invalid").to_string();
         assert!(msg.contains("strategy") && msg.contains("session"), "{msg}");
+        for size in [0, 1023, crate::header_limit::CODEC_HEAD_LIMIT] {
+            let bad = Config {
+                max_header_bytes: size,
+                ..Config::default()
+            };
+            let msg = bad.validate().expect_err("invalid").to_string();
+            assert!(
+                msg.starts_with("invalid setting max_header_bytes:"),
+                "{msg}"
+            );
+        }
     }
 
     #[test]
@@ -476,6 +608,42 @@ mod tests {
     }
 
     #[test]
+    fn text_parses_to_a_validated_config_or_one_line() {
+        let c = Config::from_toml_str("port = 9001\nstrategy = \"round-robin\"\n").expect("valid");
+        assert_eq!((c.port, c.strategy.as_str()), (9001, "round-robin"));
+        let msg = Config::from_toml_str("port = 70000\n")
+            .expect_err("out of range")
+            .to_string();
+        assert!(msg.contains("port") && !msg.contains('\n'), "{msg}");
+    }
+
+    /// Regressions found while adding the `config` fuzz target: errors that quote the
+    /// user's text with a newline in it, and TOML syntax errors that lost their reason.
+    #[test]
+    fn errors_quoting_the_file_stay_one_line_and_keep_the_reason() {
+        for (text, expected) in [
+            (
+                "[pricing.\"a\\nb\"]\ninput = -1.0\noutput = 1.0\n",
+                "invalid setting pricing: a\\nb: prices must be non-negative numbers",
+            ),
+            ("\"a\\nb\" = 1\n", "unknown field: found `a\\nb`"),
+            (
+                "port = 1\nport = 2\n",
+                "TOML parse error at line 2, column 1: duplicate key `port`",
+            ),
+            (
+                "[a\n",
+                "TOML parse error at line 1, column 3: invalid table header; expected",
+            ),
+            ("x = \"\n", "invalid basic string in TOML source string"),
+        ] {
+            let msg = Config::from_toml_str(text).expect_err(text).to_string();
+            assert!(!msg.contains(['\n', '\r']), "{text:?}: {msg:?}");
+            assert!(msg.contains(expected), "{text:?}: {msg:?}");
+        }
+    }
+
+    #[test]
     fn a_bad_file_value_is_one_line_naming_the_key() {
         let dir = tempfile::tempdir().expect("dir");
         let file = dir.path().join("c.toml");
@@ -489,6 +657,14 @@ mod tests {
             .expect_err("unknown key")
             .to_string();
         assert!(msg.contains("prot"), "{msg}");
+        std::fs::write(&file, "port = 1\nport = 2\n").expect("write");
+        let msg = Config::load(Some(&file), &Overrides::default())
+            .expect_err("duplicate key")
+            .to_string();
+        assert!(
+            msg.contains("duplicate key `port`") && msg.contains("c.toml") && !msg.contains('\n'),
+            "{msg}"
+        );
     }
 }
 

@@ -45,10 +45,20 @@ pub struct Application {
 
 impl Application {
     /// Builds the daemon from its settings. Must run inside an actix System.
-    pub async fn build(config: Config) -> Result<Application, StartError> {
+    pub async fn build(mut config: Config) -> Result<Application, StartError> {
+        // Named once (the default reads the host name), for the engine and the API.
+        config.instance_id = Some(config.instance_name());
         let cipher = Cipher::load(config.secret_key.as_deref(), &config.data_dir)?;
-        let path = config.database_path();
-        let store = blocking(move || Store::open_sqlite(&path, cipher)).await?;
+        let store = match config.postgres_url() {
+            Some(url) => {
+                let url = url.to_string();
+                blocking(move || Store::open_postgres(&url, cipher)).await?
+            }
+            None => {
+                let path = config.database_path();
+                blocking(move || Store::open_sqlite(&path, cipher)).await?
+            }
+        };
         let engine = Engine::start(
             store,
             EngineSettings {
@@ -61,6 +71,8 @@ impl Application {
                 session_duration_ms: config.session_duration_ms as i64,
                 affinity_capacity: config.affinity_capacity,
                 logger: LoggerSettings::default(),
+                instance_id: config.instance_name(),
+                cluster_sync: Duration::from_millis(config.cluster_sync_ms),
             },
             PriceTable::with_overrides(&config.pricing),
         )
@@ -132,6 +144,7 @@ impl Application {
             config.retention_request_days,
         );
         actix_web::rt::spawn(retention_job(engine.store.clone(), retention.clone()));
+        actix_web::rt::spawn(crate::memory::trim_loop());
         let retention = web::Data::new(retention);
         let mut public_config = config.clone();
         public_config.secret_key = None;
@@ -145,6 +158,7 @@ impl Application {
         // Per-request spans cost a request id (a random UUID) and some formatting even
         // when no span is recorded, so the middleware is left out when the log filter
         // drops its INFO spans anyway (with it disabled it emits nothing).
+        let max_header_bytes = config.max_header_bytes;
         let request_spans =
             tracing::enabled!(target: "tracing_actix_web::root_span_builder", tracing::Level::INFO);
         let mut server = HttpServer::new(move || {
@@ -152,6 +166,9 @@ impl Application {
             let client = upstream_client(connect_timeout, header_timeout);
             App::new()
                 .wrap(actix_web::middleware::from_fn(crate::auth::guard))
+                .wrap(actix_web::middleware::from_fn(move |req, next| {
+                    crate::header_limit::check(max_header_bytes, req, next)
+                }))
                 .wrap(Condition::new(request_spans, TracingLogger::default()))
                 .app_data(access.clone())
                 .app_data(proxy_state.clone())
@@ -168,7 +185,9 @@ impl Application {
                         cfg,
                     ))
                 })
-                .route("/v1/{tail:.*}", web::route().to(proxy::proxy))
+                // A scope matches by prefix; a `{tail:.*}` route ran a regex twice
+                // per request (docs/performance.md).
+                .service(web::scope("/v1").default_service(web::to(proxy::proxy)))
                 .configure(crate::dashboard::configure)
                 .default_service(web::to(not_found))
         })

@@ -132,6 +132,9 @@ pub fn init(config: &Config) {
         LogFormat::Text => stderr.boxed(),
         LogFormat::Json => stderr.json().flatten_event(true).boxed(),
     };
+    // The appender prunes old files at start and complains on stderr when the
+    // directory does not exist yet (a first start).
+    let _ = std::fs::create_dir_all(config.data_dir.join("logs"));
     let file = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
         .filename_prefix("claudeflare")

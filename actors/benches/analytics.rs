@@ -79,6 +79,7 @@ fn record(rng: &mut fastrand::Rng, id: u64, timestamp: i64) -> RequestRecord {
         requested_model: None,
         provider: Some("anthropic".into()),
         api_key_name: KEYS[rng.usize(..KEYS.len())].map(str::to_string),
+        instance_id: Some(["a", "b"][rng.usize(..2)].into()),
     }
 }
 

@@ -39,3 +39,43 @@ mod tests {
         assert_eq!(parse_rfc3339_ms(&iso(ms)), Some(ms));
     }
 }
+
+/// Lets a repeated failure be logged once per interval instead of once per
+/// attempt (a database or disk can stay away for a long time while every write,
+/// connection and retry fails again).
+#[derive(Debug)]
+pub struct LogThrottle {
+    every: std::time::Duration,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl LogThrottle {
+    /// At most once a minute.
+    pub const fn per_minute() -> Self {
+        Self {
+            every: std::time::Duration::from_secs(60),
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Whether to log now; `true` starts a new interval.
+    pub fn due(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= self.every);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    #[test]
+    fn a_throttle_lets_the_first_through_and_holds_the_rest() {
+        let t = super::LogThrottle::per_minute();
+        assert!(t.due());
+        assert!(!t.due());
+        assert!(!t.due());
+    }
+}

@@ -74,7 +74,7 @@ pub enum Credential {
 
 /// One upstream account as the engine holds it. Owned by the AccountRegistry; everyone
 /// else sees immutable `Arc<Account>` snapshots.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Account {
     pub id: String,
     pub name: String,

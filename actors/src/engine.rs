@@ -8,7 +8,7 @@ use crate::protocol::PriceTable;
 use crate::refresher::{RefreshSettings, TokenRefresher};
 use crate::registry::{AccountRegistry, PersistNow};
 use crate::selector::StrategySelector;
-use crate::stats::{HistorySeed, StatsAggregator};
+use crate::stats::{HistorySeed, LiveFeed, StatsAggregator};
 use crate::store::{blocking, Breakdown, Store, StoreError};
 use crate::strategies::{self, StrategySettings};
 use actix::prelude::*;
@@ -33,6 +33,10 @@ pub struct EngineSettings {
     /// Most client sessions the `session-affinity` strategy remembers.
     pub affinity_capacity: usize,
     pub logger: LoggerSettings,
+    /// This daemon's name in a history shared with other instances.
+    pub instance_id: String,
+    /// With a shared store: how often other instances' account changes are read.
+    pub cluster_sync: std::time::Duration,
 }
 
 /// Addresses of the running actors, shared by every handler.
@@ -46,6 +50,8 @@ pub struct Engine {
     pub store: Store,
     pub prices: Arc<PriceTable>,
     pub metrics: Arc<Metrics>,
+    /// Request starts go to live subscribers from here.
+    pub live: LiveFeed,
 }
 
 impl Engine {
@@ -67,6 +73,7 @@ impl Engine {
         })
         .await?;
         let metrics = Metrics::new();
+        let live = LiveFeed::default();
 
         let snapshot: Vec<Arc<_>> = accounts.iter().cloned().map(Arc::new).collect();
         let strategy_settings = StrategySettings {
@@ -91,20 +98,27 @@ impl Engine {
                 selector.clone(),
                 settings.session_duration_ms,
             )
-            .with_metrics(metrics.clone()),
+            .with_metrics(metrics.clone())
+            .with_cluster_sync(settings.cluster_sync),
         );
 
         Ok(Engine {
             registry: registry.clone(),
             selector,
-            refresher: TokenRefresher::new(settings.refresh, registry.clone()).start(),
+            refresher: TokenRefresher::new(settings.refresh, registry.clone())
+                .with_cluster_lock(store.clone())
+                .start(),
             logger: RequestLogger::new(store.clone(), settings.logger)
                 .with_metrics(metrics.clone())
+                .with_instance(&settings.instance_id)
                 .start(),
-            stats: StatsAggregator::new(seed, metrics.clone()).start(),
+            stats: StatsAggregator::new(seed, metrics.clone(), live.clone())
+                .with_instance(&settings.instance_id)
+                .start(),
             store,
             prices: Arc::new(prices),
             metrics,
+            live,
         })
     }
 

@@ -201,7 +201,7 @@ impl Store {
     /// Adds uses to keys' counters (batched by the caller).
     pub fn record_key_use(&self, uses: &[(String, i64, i64)]) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
-        conn.immediate_transaction(|c| {
+        conn.transaction(|c| {
             for (id, count, at) in uses {
                 diesel::update(api_keys::table.filter(api_keys::id.eq(id)))
                     .set((

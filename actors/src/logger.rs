@@ -3,13 +3,12 @@
 //! database. A batch is written when it is full or when the flush interval ticks,
 //! and everything pending is written on [`FlushLog`] (shutdown).
 
+use crate::clock::LogThrottle;
 use crate::store::{blocking, LogEntry, Store};
 use actix::prelude::*;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-/// How often a repeated write failure is logged.
-const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(60);
 /// How long to wait before writing again after a failed write.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
@@ -43,10 +42,13 @@ pub struct RequestLogger {
     writing: bool,
     waiters: Vec<oneshot::Sender<()>>,
     dropped: u64,
-    last_error_log: Option<Instant>,
+    /// Write failures and drops are logged once a minute.
+    failure_log: LogThrottle,
     /// After a failed write, the next try waits until then.
     retry_at: Option<Instant>,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// Stamped on every record: which daemon answered.
+    instance_id: Option<String>,
 }
 
 impl RequestLogger {
@@ -58,10 +60,17 @@ impl RequestLogger {
             writing: false,
             waiters: Vec::new(),
             dropped: 0,
-            last_error_log: None,
+            failure_log: LogThrottle::per_minute(),
             retry_at: None,
             metrics: None,
+            instance_id: None,
         }
+    }
+
+    /// The daemon's name in a shared history.
+    pub fn with_instance(mut self, instance_id: &str) -> Self {
+        self.instance_id = Some(instance_id.to_string());
+        self
     }
 
     /// Where dropped records are counted.
@@ -78,11 +87,7 @@ impl RequestLogger {
         if let Some(m) = &self.metrics {
             m.dropped_records.inc_by(n as u64);
         }
-        let due = self
-            .last_error_log
-            .is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL);
-        if due {
-            self.last_error_log = Some(Instant::now());
+        if self.failure_log.due() {
             tracing::warn!(
                 dropped = self.dropped,
                 "request log is full; dropping records"
@@ -121,11 +126,7 @@ impl RequestLogger {
                 Err(e) => {
                     // Keep the batch for the next try (the disk may come back), oldest
                     // first, within the pending bound.
-                    let due = act
-                        .last_error_log
-                        .is_none_or(|t| t.elapsed() >= ERROR_LOG_INTERVAL);
-                    if due {
-                        act.last_error_log = Some(Instant::now());
+                    if act.failure_log.due() {
                         tracing::error!(error = %e, pending = act.pending.len() + batch.len(), "writing request records failed; keeping them and retrying");
                     }
                     act.pending.splice(0..0, batch);
@@ -171,16 +172,14 @@ impl Handler<RecordRequest> for RequestLogger {
 
     fn handle(&mut self, msg: RecordRequest, ctx: &mut Self::Context) {
         if self.pending.len() >= self.settings.max_pending {
-            self.dropped += 1;
-            if self.dropped.is_power_of_two() {
-                tracing::warn!(
-                    dropped = self.dropped,
-                    "request log is full; dropping records"
-                );
-            }
+            self.count_dropped(1);
             return;
         }
-        self.pending.push(msg.0);
+        let mut entry = msg.0;
+        if entry.record.instance_id.is_none() {
+            entry.record.instance_id.clone_from(&self.instance_id);
+        }
+        self.pending.push(entry);
         let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
         if self.pending.len() >= self.settings.max_batch && !waiting {
             self.write_batch(ctx);

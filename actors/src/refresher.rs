@@ -11,6 +11,7 @@ use crate::clock::now_ms;
 use crate::domain::{Account, AccountKind, Credential, Secret};
 use crate::oauth::{self, OAuthEndpoints, TokenError, TokenSet};
 use crate::registry::{AccountRegistry, RefreshFailedMark, RequiresReauthMark, TokensRefreshed};
+use crate::store::{blocking, RefreshLock, Store};
 use actix::prelude::*;
 use futures_util::future::{FutureExt, LocalBoxFuture, Shared};
 use std::collections::HashMap;
@@ -48,6 +49,8 @@ pub struct TokenRefresher {
     /// The newest tokens this actor obtained, ahead of the pool snapshots that the
     /// proxy hands in (a snapshot may still carry an already-rotated refresh token).
     latest: HashMap<String, TokenSet>,
+    /// A shared (PostgreSQL) store: refreshes take its per-account lock.
+    cluster: Option<Store>,
 }
 
 impl TokenRefresher {
@@ -58,7 +61,19 @@ impl TokenRefresher {
             client: awc::Client::builder().disable_redirects().finish(),
             in_flight: HashMap::new(),
             latest: HashMap::new(),
+            cluster: None,
         }
+    }
+
+    /// With a store shared by several instances: each refresh takes the store's
+    /// per-account lock and first re-reads the tokens, which another instance may
+    /// have just refreshed. With the single flight inside each instance that makes
+    /// one refresh per account cluster-wide.
+    pub fn with_cluster_lock(mut self, store: Store) -> Self {
+        if store.dialect() == crate::store::Dialect::Postgres {
+            self.cluster = Some(store);
+        }
+        self
     }
 
     /// The account's tokens: the snapshot's, unless this actor has newer ones.
@@ -97,54 +112,44 @@ impl TokenRefresher {
         &mut self,
         account: &Account,
         refresh_token: Secret,
+        rejected: Option<Secret>,
         ctx: &mut Context<Self>,
     ) -> RefreshFuture {
         let settings = self.settings.clone();
         let registry = self.registry.clone();
         let client = self.client.clone();
+        let cluster = self.cluster.clone();
         let id = account.id.clone();
         let name = account.name.clone();
         let backoff = self.settings.failure_backoff_ms;
         let refresh = async move {
-            tracing::info!(account = %name, "refreshing the OAuth access token");
-            let result = oauth::refresh(&client, &settings.endpoints, &refresh_token).await;
-            let tokens = match result {
-                Ok(tokens) => tokens,
-                Err(e) => {
-                    // Marked before anyone hears of the failure, so that no later
-                    // request is offered the account (or starts another refresh).
-                    let error = match e {
-                        TokenError::Refused { dead: true, .. } => {
-                            let _ = registry
-                                .send(RequiresReauthMark {
-                                    account_id: id.clone(),
-                                })
-                                .await;
-                            CredentialError::NeedsReauth
+            let mut refresh_token = refresh_token;
+            let mut lock = None;
+            if let Some(store) = cluster {
+                match cluster_check(&store, &id, &settings, rejected.as_ref()).await {
+                    ClusterCheck::Fresh(tokens) => {
+                        tracing::info!(account = %name, "another instance refreshed the token; using it");
+                        return store_tokens(&registry, &id, tokens).await;
+                    }
+                    ClusterCheck::Refresh { guard, stored } => {
+                        lock = guard;
+                        if let Some(stored) = stored {
+                            // Rotated elsewhere: ours was spent.
+                            refresh_token = stored;
                         }
-                        other => {
-                            tracing::warn!(account = %name, error = %other, backoff_ms = backoff, "token refresh failed; skipping the account for a while");
-                            let _ = registry
-                                .send(RefreshFailedMark {
-                                    account_id: id.clone(),
-                                    until_ms: now_ms() + backoff,
-                                })
-                                .await;
-                            CredentialError::RefreshFailed(other.to_string())
-                        }
-                    };
-                    return Err(error);
+                    }
                 }
-            };
-            registry
-                .send(TokensRefreshed {
-                    account_id: id,
-                    tokens: tokens.clone(),
+            }
+            let outcome = refresh_once(&client, &settings, &registry, &id, &name, backoff, &refresh_token).await;
+            if let Some(lock) = lock {
+                // After the new tokens are stored, so the next instance reads them.
+                let _ = blocking(move || {
+                    lock.release();
+                    Ok(())
                 })
-                .await
-                .map_err(|e| CredentialError::RefreshFailed(e.to_string()))?
-                .map_err(|e| CredentialError::RefreshFailed(e.to_string()))?;
-            Ok(tokens)
+                .await;
+            }
+            outcome
         }
         .boxed_local()
         .shared();
@@ -159,6 +164,129 @@ impl TokenRefresher {
         }));
         refresh
     }
+}
+
+/// What the shared store says before a refresh.
+enum ClusterCheck {
+    /// Another instance refreshed moments ago: use its tokens.
+    Fresh(TokenSet),
+    /// Refresh under the lock (if it could be taken), with the stored refresh
+    /// token when it differs from this instance's.
+    Refresh {
+        guard: Option<RefreshLock>,
+        stored: Option<Secret>,
+    },
+}
+
+/// Takes the account's cluster lock and re-reads its tokens. If the database is
+/// away the refresh goes ahead without the lock: a request is worth more than the
+/// small chance of a second refresh elsewhere.
+async fn cluster_check(
+    store: &Store,
+    id: &str,
+    settings: &RefreshSettings,
+    rejected: Option<&Secret>,
+) -> ClusterCheck {
+    let (store, account_id) = (store.clone(), id.to_string());
+    let read = blocking(move || {
+        let guard = store.lock_refresh(&account_id)?;
+        let stored = store.load_account(&account_id)?;
+        Ok((guard, stored))
+    })
+    .await;
+    let (guard, stored) = match read {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot take the cluster refresh lock; refreshing without it");
+            return ClusterCheck::Refresh {
+                guard: None,
+                stored: None,
+            };
+        }
+    };
+    let Some(stored) = stored else {
+        return ClusterCheck::Refresh {
+            guard,
+            stored: None,
+        };
+    };
+    let now = now_ms();
+    if let (Some(access), Some(refresh)) = (&stored.access_token, &stored.refresh_token) {
+        let fresh = stored
+            .expires_at
+            .is_none_or(|at| at - now > settings.window_ms);
+        if fresh && Some(access) != rejected {
+            drop(guard);
+            return ClusterCheck::Fresh(TokenSet {
+                access_token: Some(access.clone()),
+                refresh_token: refresh.clone(),
+                expires_at: stored.expires_at,
+                email: stored.email.clone(),
+                organization: stored.organization.clone(),
+            });
+        }
+    }
+    ClusterCheck::Refresh {
+        guard,
+        stored: stored.refresh_token,
+    }
+}
+
+/// One call to the token endpoint; marks the account on failure and stores the
+/// new tokens (through the registry) on success, before anyone uses them.
+async fn refresh_once(
+    client: &awc::Client,
+    settings: &RefreshSettings,
+    registry: &Addr<AccountRegistry>,
+    id: &str,
+    name: &str,
+    backoff: i64,
+    refresh_token: &Secret,
+) -> Result<TokenSet, CredentialError> {
+    tracing::info!(account = %name, "refreshing the OAuth access token");
+    let tokens = match oauth::refresh(client, &settings.endpoints, refresh_token).await {
+        Ok(tokens) => tokens,
+        Err(e) => {
+            // Marked before anyone hears of the failure, so that no later request is
+            // offered the account (or starts another refresh).
+            let account_id = id.to_string();
+            return Err(match e {
+                TokenError::Refused { dead: true, .. } => {
+                    let _ = registry.send(RequiresReauthMark { account_id }).await;
+                    CredentialError::NeedsReauth
+                }
+                other => {
+                    tracing::warn!(account = %name, error = %other, backoff_ms = backoff, "token refresh failed; skipping the account for a while");
+                    let until_ms = now_ms() + backoff;
+                    let _ = registry
+                        .send(RefreshFailedMark {
+                            account_id,
+                            until_ms,
+                        })
+                        .await;
+                    CredentialError::RefreshFailed(other.to_string())
+                }
+            });
+        }
+    };
+    store_tokens(registry, id, tokens).await
+}
+
+/// Hands new tokens to the registry, which stores them before answering.
+async fn store_tokens(
+    registry: &Addr<AccountRegistry>,
+    id: &str,
+    tokens: TokenSet,
+) -> Result<TokenSet, CredentialError> {
+    registry
+        .send(TokensRefreshed {
+            account_id: id.to_string(),
+            tokens: tokens.clone(),
+        })
+        .await
+        .map_err(|e| CredentialError::RefreshFailed(e.to_string()))?
+        .map_err(|e| CredentialError::RefreshFailed(e.to_string()))?;
+    Ok(tokens)
 }
 
 impl Actor for TokenRefresher {
@@ -203,7 +331,7 @@ impl Handler<GetCredential> for TokenRefresher {
                 let Some(refresh_token) = refresh else {
                     return Box::pin(async { Err(CredentialError::Missing) });
                 };
-                self.start_refresh(&account, refresh_token, ctx)
+                self.start_refresh(&account, refresh_token, rejected, ctx)
             }
         };
         Box::pin(async move {

@@ -1,15 +1,15 @@
 //! The AccountRegistry actor: owns the account set, applies every change to it, keeps
 //! the store in step, and publishes immutable snapshots to the StrategySelector.
 
-use crate::clock::now_ms;
+use crate::clock::{now_ms, LogThrottle};
 use crate::domain::{Account, AccountKind, Secret};
 use crate::metrics::{AccountLabel, Metrics};
 use crate::oauth::TokenSet;
 use crate::protocol::RateLimitInfo;
 use crate::selector::{AccountServed, PoolUpdated, StrategySelector};
-use crate::store::{blocking, Store, StoreError};
+use crate::store::{blocking, AccountDelta, Dialect, Store, StoreError};
 use actix::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,10 +42,25 @@ pub struct AccountRegistry {
     accounts: Vec<Arc<Account>>,
     selector: Addr<StrategySelector>,
     session_duration_ms: i64,
+    /// Accounts changed in memory since their last write.
     dirty: HashSet<String>,
+    /// Each account as the store holds it (as far as this instance knows): a save
+    /// writes only what differs from it, and a sync keeps local changes that
+    /// differ from it.
+    stored: HashMap<String, Account>,
+    /// A periodic save is on its way (one at a time, so `stored` stays exact).
+    saving: bool,
     /// Serializes writes of account state so that a later save never loses to an
     /// earlier one that finished late.
     save_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped when any write starts; a sync read that overlapped one is dropped.
+    writes_started: u64,
+    /// Other instances share the store: read it back this often.
+    sync_every: Option<Duration>,
+    syncing: bool,
+    /// Failed writes are logged once a minute (the database may be away a while;
+    /// the writes are retried every interval meanwhile).
+    failure_log: LogThrottle,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -57,14 +72,28 @@ impl AccountRegistry {
         session_duration_ms: i64,
     ) -> Self {
         Self {
+            stored: accounts.iter().map(|a| (a.id.clone(), a.clone())).collect(),
             store,
             accounts: accounts.into_iter().map(Arc::new).collect(),
             selector,
             session_duration_ms,
             dirty: HashSet::new(),
+            saving: false,
             save_lock: Arc::new(tokio::sync::Mutex::new(())),
+            writes_started: 0,
+            sync_every: None,
+            syncing: false,
+            failure_log: LogThrottle::per_minute(),
             metrics: None,
         }
+    }
+
+    /// With a shared (PostgreSQL) store: learn other instances' changes this often.
+    pub fn with_cluster_sync(mut self, every: Duration) -> Self {
+        if self.store.dialect() == Dialect::Postgres {
+            self.sync_every = Some(every);
+        }
+        self
     }
 
     /// Where rate-limit events are counted.
@@ -97,26 +126,95 @@ impl AccountRegistry {
             .do_send(PoolUpdated(Arc::new(self.accounts.clone())));
     }
 
-    /// Writes the dirty accounts; the returned future resolves once they are stored.
-    fn save_dirty(&mut self) -> impl std::future::Future<Output = Result<(), StoreError>> {
-        let changed: Vec<Account> = self
+    /// Writes what changed in the dirty accounts; resolves once it is stored. On a
+    /// failure the accounts stay dirty and `stored` unchanged, so the next save
+    /// writes everything since the last success (the database may come back).
+    fn save_dirty(&mut self) -> ResponseActFuture<Self, Result<(), StoreError>> {
+        if self.saving || self.dirty.is_empty() {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        let changes: Vec<AccountDelta> = self
             .dirty
             .drain()
             .filter_map(|id| {
-                self.accounts
-                    .iter()
-                    .find(|a| a.id == id)
-                    .map(|a| Account::clone(a))
+                let after = Account::clone(self.accounts.iter().find(|a| a.id == id)?);
+                let before = self.stored.get(&id)?.clone();
+                (before != after).then_some(AccountDelta { before, after })
             })
             .collect();
+        if changes.is_empty() {
+            return Box::pin(fut::ready(Ok(())));
+        }
+        self.saving = true;
+        self.writes_started += 1;
         let store = self.store.clone();
         let lock = self.save_lock.clone();
-        async move {
-            if changed.is_empty() {
-                return Ok(());
+        Box::pin(
+            async move {
+                let _guard = lock.lock().await;
+                let result = blocking({
+                    let changes = changes.clone();
+                    move || store.save_account_changes(&changes)
+                })
+                .await;
+                (changes, result)
             }
-            let _guard = lock.lock().await;
-            blocking(move || store.save_accounts(&changed)).await
+            .into_actor(self)
+            .map(|(changes, result), act, _| {
+                act.saving = false;
+                for d in changes {
+                    match &result {
+                        Ok(()) => {
+                            if act.stored.contains_key(&d.after.id) {
+                                act.stored.insert(d.after.id.clone(), d.after);
+                            }
+                        }
+                        Err(_) => {
+                            if act.index_of_id(&d.after.id).is_some() {
+                                act.dirty.insert(d.after.id);
+                            }
+                        }
+                    }
+                }
+                result
+            }),
+        )
+    }
+
+    /// Takes in what the store holds now (other instances' changes): a field this
+    /// instance changed and has not written yet keeps its local value; counters
+    /// keep the local requests not yet written on top of the stored total.
+    fn merge_stored(&mut self, rows: Vec<Account>) {
+        let mut changed = false;
+        let ids: HashSet<&str> = rows.iter().map(|a| a.id.as_str()).collect();
+        let before = self.accounts.len();
+        self.accounts.retain(|a| ids.contains(a.id.as_str()));
+        self.stored.retain(|id, _| ids.contains(id.as_str()));
+        self.dirty.retain(|id| ids.contains(id.as_str()));
+        changed |= self.accounts.len() != before;
+        for row in rows {
+            let Some(i) = self.index_of_id(&row.id) else {
+                tracing::info!(account = %row.name, "account added by another instance");
+                self.stored.insert(row.id.clone(), row.clone());
+                self.accounts.push(Arc::new(row));
+                changed = true;
+                continue;
+            };
+            let base = self
+                .stored
+                .get(&row.id)
+                .cloned()
+                .unwrap_or_else(|| row.clone());
+            let local = &self.accounts[i];
+            let merged = merge_account(&base, local, &row);
+            self.stored.insert(row.id.clone(), row);
+            if &merged != local.as_ref() {
+                self.accounts[i] = Arc::new(merged);
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish();
         }
     }
 
@@ -132,18 +230,126 @@ impl Actor for AccountRegistry {
     fn started(&mut self, ctx: &mut Self::Context) {
         self.publish();
         ctx.run_interval(PERSIST_INTERVAL, |act, ctx| {
-            if act.dirty.is_empty() {
+            if act.dirty.is_empty() || act.saving {
                 return;
             }
-            let save = act.save_dirty();
-            ctx.spawn(save.into_actor(act).map(|res, _, _| {
+            ctx.spawn(act.save_dirty().map(|res, act, _| {
                 if let Err(e) = res {
-                    tracing::error!(error = %e, "saving account state failed");
+                    act.log_write_failure(&e);
                 }
             }));
         });
+        if let Some(every) = self.sync_every {
+            ctx.run_interval(every, |act, ctx| act.sync(ctx));
+        }
     }
 }
+
+impl AccountRegistry {
+    fn log_write_failure(&mut self, e: &StoreError) {
+        if self.failure_log.due() {
+            tracing::error!(error = %e, "saving account state failed; keeping it and retrying");
+        }
+    }
+
+    /// With other instances sharing the store, a change that decides where
+    /// requests go (a bench, a pause, a session) is written now rather than at
+    /// the next tick, so they learn of it within one sync interval.
+    fn save_soon(&mut self, ctx: &mut Context<Self>) {
+        if self.sync_every.is_some() && !self.saving {
+            ctx.spawn(self.save_dirty().map(|res, act, _| {
+                if let Err(e) = res {
+                    act.log_write_failure(&e);
+                }
+            }));
+        }
+    }
+
+    /// Reads the shared accounts back and merges them, unless a write of ours
+    /// overlapped the read (the next round will see it).
+    fn sync(&mut self, ctx: &mut Context<Self>) {
+        if self.syncing || self.saving {
+            return;
+        }
+        self.syncing = true;
+        let started_at = self.writes_started;
+        let store = self.store.clone();
+        ctx.spawn(
+            async move { blocking(move || store.load_accounts()).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    act.syncing = false;
+                    match res {
+                        Ok(rows) if act.writes_started == started_at && !act.saving => {
+                            act.merge_stored(rows)
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::debug!(error = %e, "reading shared account state failed")
+                        }
+                    }
+                }),
+        );
+    }
+}
+
+/// Three-way merge of one account: `base` as last stored, `local` with this
+/// instance's unwritten changes, `stored` as the store holds it now.
+fn merge_account(base: &Account, local: &Account, stored: &Account) -> Account {
+    let mut m = local.clone();
+    macro_rules! take {
+        ($($f:ident),*) => { $( if local.$f == base.$f { m.$f = stored.$f.clone(); } )* };
+    }
+    take!(
+        name,
+        provider,
+        kind,
+        api_key,
+        access_token,
+        refresh_token,
+        expires_at,
+        tier,
+        priority,
+        paused,
+        auth_failed,
+        rate_limited_until,
+        rate_limit_status,
+        rate_limit_reset,
+        rate_limit_remaining,
+        utilization_5h,
+        utilization_7d,
+        session_start,
+        last_used,
+        requires_reauth,
+        email,
+        organization,
+        base_url,
+        model_map
+    );
+    let counter = |l: i64, b: i64, s: i64| s + (l - b).max(0);
+    m.request_count = counter(
+        local.request_count,
+        base.request_count,
+        stored.request_count,
+    );
+    m.total_requests = counter(
+        local.total_requests,
+        base.total_requests,
+        stored.total_requests,
+    );
+    m.session_request_count = if local.session_start != base.session_start {
+        local.session_request_count
+    } else {
+        counter(
+            local.session_request_count,
+            base.session_request_count,
+            stored.session_request_count,
+        )
+    };
+    m
+}
+
+impl AccountRegistry {}
 
 /// The accounts as the API shows them, each with whether it holds the active session.
 #[derive(Message)]
@@ -239,11 +445,13 @@ impl Handler<AddAccount> for AccountRegistry {
         account.priority = msg.priority;
         let store = self.store.clone();
         let row = account.clone();
+        self.writes_started += 1;
         Box::pin(
             async move { blocking(move || store.insert_account(&row)).await }
                 .into_actor(self)
                 .map(move |res, act, _| {
                     res?;
+                    act.stored.insert(account.id.clone(), account.clone());
                     let account = Arc::new(account);
                     act.accounts.push(account.clone());
                     act.publish();
@@ -269,17 +477,21 @@ impl Handler<RemoveAccount> for AccountRegistry {
             return Box::pin(fut::ready(Err(RegistryError::NotFound(msg.id_or_name))));
         };
         let id = self.accounts[i].id.clone();
+        let removed = self.accounts[i].clone();
         let store = self.store.clone();
+        self.writes_started += 1;
         Box::pin(
             async move { blocking(move || store.delete_account(&id).map(|_| id)).await }
                 .into_actor(self)
                 .map(move |res, act, _| {
                     let id = res?;
-                    let i = act
-                        .index_of_id(&id)
-                        .ok_or_else(|| RegistryError::NotFound(id.clone()))?;
-                    let removed = act.accounts.remove(i);
+                    // A sync may already have dropped it (the row is gone).
+                    let removed = match act.index_of_id(&id) {
+                        Some(i) => act.accounts.remove(i),
+                        None => removed,
+                    };
                     act.dirty.remove(&id);
+                    act.stored.remove(&id);
                     act.publish();
                     tracing::info!(account = %removed.name, "account removed");
                     Ok(removed)
@@ -316,7 +528,7 @@ pub struct ChangeAccount {
 impl Handler<ChangeAccount> for AccountRegistry {
     type Result = Result<Arc<Account>, RegistryError>;
 
-    fn handle(&mut self, msg: ChangeAccount, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: ChangeAccount, ctx: &mut Self::Context) -> Self::Result {
         let i = self
             .index(&msg.id_or_name)
             .ok_or(RegistryError::NotFound(msg.id_or_name))?;
@@ -348,6 +560,7 @@ impl Handler<ChangeAccount> for AccountRegistry {
             }
         });
         self.publish();
+        self.save_soon(ctx);
         tracing::info!(account = %account.name, change = ?msg.change, "account changed");
         Ok(account)
     }
@@ -413,7 +626,7 @@ pub struct RateLimitMark {
 impl Handler<RateLimitMark> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: RateLimitMark, _: &mut Self::Context) {
+    fn handle(&mut self, msg: RateLimitMark, ctx: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             let a = self.update(i, |a| a.rate_limited_until = Some(msg.until_ms));
             if let Some(m) = &self.metrics {
@@ -425,6 +638,7 @@ impl Handler<RateLimitMark> for AccountRegistry {
             }
             tracing::warn!(account = %a.name, until_ms = msg.until_ms, "account rate-limited");
             self.publish();
+            self.save_soon(ctx);
         }
     }
 }
@@ -459,11 +673,12 @@ pub struct AuthFailedMark {
 impl Handler<AuthFailedMark> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: AuthFailedMark, _: &mut Self::Context) {
+    fn handle(&mut self, msg: AuthFailedMark, ctx: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             let a = self.update(i, |a| a.auth_failed = true);
             tracing::warn!(account = %a.name, "upstream refused the account's credential; it is out of rotation until resumed");
             self.publish();
+            self.save_soon(ctx);
         }
     }
 }
@@ -511,7 +726,7 @@ pub struct SessionStarted {
 impl Handler<SessionStarted> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: SessionStarted, _: &mut Self::Context) {
+    fn handle(&mut self, msg: SessionStarted, ctx: &mut Self::Context) {
         for i in 0..self.accounts.len() {
             let is_new = self.accounts[i].id == msg.account_id;
             if is_new {
@@ -527,6 +742,7 @@ impl Handler<SessionStarted> for AccountRegistry {
                 });
             }
         }
+        self.save_soon(ctx);
     }
 }
 
@@ -539,21 +755,30 @@ impl AccountRegistry {
         change: impl FnOnce(&mut Account),
     ) -> ResponseActFuture<Self, Result<Arc<Account>, RegistryError>> {
         let account = self.update(i, change);
-        self.dirty.remove(&account.id);
         self.publish();
+        self.writes_started += 1;
         let store = self.store.clone();
         let lock = self.save_lock.clone();
         let row = Account::clone(&account);
         Box::pin(
             async move {
                 let _guard = lock.lock().await;
-                blocking(move || store.save_accounts(&[row])).await
+                blocking(move || store.save_credentials(&row)).await
             }
             .into_actor(self)
-            .map(move |res, _, _| {
-                if let Err(e) = &res {
-                    // The tokens stay in memory and in use; the next save retries.
-                    tracing::error!(account = %account.name, error = %e, "storing new tokens failed");
+            .map(move |res, act, _| {
+                match &res {
+                    // The periodic save need not write these columns again.
+                    Ok(()) => {
+                        if let Some(stored) = act.stored.get_mut(&account.id) {
+                            copy_credentials(&account, stored);
+                        }
+                    }
+                    // The tokens stay in memory and in use, and the account stays
+                    // dirty: the next periodic save writes them.
+                    Err(e) => {
+                        tracing::error!(account = %account.name, error = %e, "storing new tokens failed")
+                    }
                 }
                 Ok(account)
             }),
@@ -615,11 +840,12 @@ pub struct RequiresReauthMark {
 impl Handler<RequiresReauthMark> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: RequiresReauthMark, _: &mut Self::Context) {
+    fn handle(&mut self, msg: RequiresReauthMark, ctx: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
             let a = self.update(i, |a| a.requires_reauth = true);
             tracing::warn!(account = %a.name, "the refresh token was refused; the account needs a new sign-in");
             self.publish();
+            self.save_soon(ctx);
         }
     }
 }
@@ -667,9 +893,30 @@ impl Handler<ResetCounters> for AccountRegistry {
 pub struct PersistNow;
 
 impl Handler<PersistNow> for AccountRegistry {
-    type Result = ResponseFuture<Result<(), StoreError>>;
+    type Result = ResponseActFuture<Self, Result<(), StoreError>>;
 
     fn handle(&mut self, _: PersistNow, _: &mut Self::Context) -> Self::Result {
-        Box::pin(self.save_dirty())
+        // A save already on its way holds the lock: wait for it, then write the rest.
+        let lock = self.save_lock.clone();
+        Box::pin(
+            async move {
+                drop(lock.lock().await);
+            }
+            .into_actor(self)
+            .then(|_, act, _| act.save_dirty()),
+        )
     }
+}
+
+/// The columns [`Store::save_credentials`] writes.
+fn copy_credentials(from: &Account, to: &mut Account) {
+    to.kind = from.kind;
+    to.api_key.clone_from(&from.api_key);
+    to.access_token.clone_from(&from.access_token);
+    to.refresh_token.clone_from(&from.refresh_token);
+    to.expires_at = from.expires_at;
+    to.requires_reauth = from.requires_reauth;
+    to.auth_failed = from.auth_failed;
+    to.email.clone_from(&from.email);
+    to.organization.clone_from(&from.organization);
 }

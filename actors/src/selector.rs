@@ -176,6 +176,7 @@ impl Handler<PoolUpdated> for StrategySelector {
     fn handle(&mut self, msg: PoolUpdated, _: &mut Self::Context) {
         self.load.retain(|id| msg.0.iter().any(|a| a.id == id));
         self.pool = msg.0;
+        self.strategy.pool_changed(&self.pool, now_ms());
     }
 }
 

@@ -151,6 +151,8 @@ pub struct StatsSnapshot {
     /// Per access key (when access control is on), since the daemon started.
     pub keys: Vec<AccountStats>,
     pub recent_errors: Vec<RecentError>,
+    /// Which daemon answers (several can share one PostgreSQL history).
+    pub instance_id: String,
 }
 
 /// A live event for subscribers of the request stream.
@@ -173,17 +175,28 @@ pub struct RequestStart {
     pub stream: bool,
 }
 
-/// A request arrived: published to live subscribers only (nothing is counted).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RequestStarted(pub Arc<RequestStart>);
+/// The live request feed, shared with the proxy: a request's start goes to
+/// subscribers straight from the worker (no actor message, and nothing is built
+/// when nobody listens); finished requests come from the aggregator after it
+/// counted them.
+#[derive(Clone, Debug)]
+pub struct LiveFeed(broadcast::Sender<RequestEvent>);
 
-impl Handler<RequestStarted> for StatsAggregator {
-    type Result = ();
+impl Default for LiveFeed {
+    fn default() -> Self {
+        Self(broadcast::channel(EVENT_BUFFER).0)
+    }
+}
 
-    fn handle(&mut self, msg: RequestStarted, _: &mut Self::Context) {
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(RequestEvent::Started(msg.0));
+impl LiveFeed {
+    pub fn has_subscribers(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
+
+    /// A request arrived (nothing is counted).
+    pub fn started(&self, start: RequestStart) {
+        if self.has_subscribers() {
+            let _ = self.0.send(RequestEvent::Started(Arc::new(start)));
         }
     }
 }
@@ -197,6 +210,7 @@ pub struct StatsAggregator {
     recent_errors: VecDeque<RecentError>,
     events: broadcast::Sender<RequestEvent>,
     metrics: Arc<Metrics>,
+    instance_id: String,
 }
 
 /// What the store knows at start: totals, and sums per model and per account.
@@ -208,8 +222,8 @@ pub struct HistorySeed {
 }
 
 impl StatsAggregator {
-    pub fn new(seed: HistorySeed, metrics: Arc<Metrics>) -> Self {
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
+    pub fn new(seed: HistorySeed, metrics: Arc<Metrics>, feed: LiveFeed) -> Self {
+        let events = feed.0;
         let h = &seed.totals;
         let mut agg = Self {
             all: Tally {
@@ -231,6 +245,7 @@ impl StatsAggregator {
             recent_errors: VecDeque::with_capacity(RECENT_ERRORS),
             events,
             metrics,
+            instance_id: String::new(),
         };
         for g in &seed.by_model {
             if let Some(k) = &g.key {
@@ -243,6 +258,12 @@ impl StatsAggregator {
             }
         }
         agg
+    }
+
+    /// The daemon's name, shown with its stats.
+    pub fn with_instance(mut self, instance_id: &str) -> Self {
+        self.instance_id = instance_id.to_string();
+        self
     }
 
     fn add(&mut self, r: &RequestRecord) {
@@ -320,6 +341,7 @@ impl StatsAggregator {
             accounts,
             keys,
             recent_errors: self.recent_errors.iter().cloned().collect(),
+            instance_id: self.instance_id.clone(),
         }
     }
 }

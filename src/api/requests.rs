@@ -58,6 +58,8 @@ pub struct RequestRow {
     provider: Option<String>,
     /// The access key the request came with.
     api_key_name: Option<String>,
+    /// The daemon that answered (instances sharing a PostgreSQL history).
+    instance_id: Option<String>,
 }
 
 impl From<RequestRecord> for RequestRow {
@@ -86,6 +88,7 @@ impl From<RequestRecord> for RequestRow {
             requested_model: r.requested_model,
             provider: r.provider,
             api_key_name: r.api_key_name,
+            instance_id: r.instance_id,
         }
     }
 }

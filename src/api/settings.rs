@@ -77,6 +77,7 @@ pub async fn get(
         "upstreamHeaderTimeoutMs": c.upstream_header_timeout_ms,
         "streamIdleTimeoutMs": c.stream_idle_timeout_ms,
         "maxBodyBytes": c.max_body_bytes,
+        "maxHeaderBytes": c.max_header_bytes,
         "retryAttempts": c.retry_attempts,
         "retryDelayMs": c.retry_delay_ms,
         "retryBackoff": c.retry_backoff,
@@ -85,6 +86,12 @@ pub async fn get(
         "payloadMaxBytes": c.payload_max_bytes,
         "shutdownTimeoutMs": c.shutdown_timeout_ms,
         "refreshWindowMs": c.refresh_window_ms,
+        "database": match c.postgres_url() {
+            Some(url) => json!({"kind": "postgres", "url": claudeflare_actors::store::redact_url(url)}),
+            None => json!({"kind": "sqlite", "path": c.database_path()}),
+        },
+        "instanceId": c.instance_name(),
+        "clusterSyncMs": c.cluster_sync_ms,
         "retention": {"payloadDays": payload_days, "requestDays": request_days},
         "version": env!("CARGO_PKG_VERSION"),
     })))

@@ -223,19 +223,17 @@ pub async fn proxy(
         Ok(body) => {
             ctx.meta = RequestMeta::from_body(&body);
             ctx.body = body;
-            state
-                .engine
-                .stats
-                .do_send(claudeflare_actors::stats::RequestStarted(Arc::new(
-                    claudeflare_actors::stats::RequestStart {
-                        id: ctx.id.clone(),
-                        timestamp: claudeflare_actors::clock::iso(ctx.timestamp_ms),
-                        method: ctx.method.clone(),
-                        path: ctx.path.clone(),
-                        model: ctx.meta.model.clone(),
-                        stream: ctx.meta.stream,
-                    },
-                )));
+            let live = &state.engine.live;
+            if live.has_subscribers() {
+                live.started(claudeflare_actors::stats::RequestStart {
+                    id: ctx.id.clone(),
+                    timestamp: claudeflare_actors::clock::iso(ctx.timestamp_ms),
+                    method: ctx.method.clone(),
+                    path: ctx.path.clone(),
+                    model: ctx.meta.model.clone(),
+                    stream: ctx.meta.stream,
+                });
+            }
         }
         Err(BodyError::TooLarge) => {
             let message = format!(

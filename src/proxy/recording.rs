@@ -100,6 +100,8 @@ impl RecordDraft {
             requested_model: self.requested_model,
             provider: self.provider,
             api_key_name: self.api_key_name,
+            // The logger stamps its own.
+            instance_id: None,
         }
     }
 }

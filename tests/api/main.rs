@@ -4,6 +4,7 @@
 mod access;
 mod accounts_api;
 mod cli;
+mod cluster;
 mod dashboard;
 mod failover;
 mod forwarding;
@@ -16,6 +17,7 @@ mod openapi;
 mod overhead;
 mod providers;
 mod records;
+mod relay;
 mod reliability;
 mod sdk;
 mod serve_binary;

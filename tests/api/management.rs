@@ -68,6 +68,7 @@ fn record(
         requested_model: None,
         provider: None,
         api_key_name: None,
+        instance_id: None,
     }
 }
 

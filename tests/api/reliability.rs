@@ -402,3 +402,74 @@ async fn when_the_database_cannot_be_written_the_proxy_goes_on_and_catches_up() 
         );
     }
 }
+
+/// Sends a Messages request with one extra header of `header_value_len` bytes over a
+/// raw socket (awc would not send such a head) and returns the answer's status line
+/// and body.
+fn raw_request(address: &str, path: &str, header_value_len: usize) -> (String, String) {
+    let addr = address.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nx-api-key: client-key\r\nconnection: close\r\ncontent-length: {}\r\nx-huge: {}\r\n\r\n",
+        BODY.len(),
+        "a".repeat(header_value_len)
+    );
+    // The daemon may answer and close before it has read everything: ignore errors.
+    let _ = s.write_all(head.as_bytes());
+    let _ = s.write_all(BODY.as_bytes());
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text.lines().next().unwrap_or_default().to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[actix_web::test]
+async fn oversized_request_headers_get_a_json_431_and_the_daemon_goes_on() {
+    let app = spawn_app_with(|c| c.max_header_bytes = 16 * 1024).await;
+    app.add_account("alpha", KEY).await;
+    for path in ["/v1/messages", "/api/accounts"] {
+        let address = app.address.clone();
+        let (status, body) =
+            actix_web::rt::task::spawn_blocking(move || raw_request(&address, path, 20 * 1024))
+                .await
+                .expect("join");
+        assert!(status.starts_with("HTTP/1.1 431"), "{path}: {status}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON body");
+        assert_eq!(json["error"]["type"], "request_too_large", "{path}: {json}");
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("max_header_bytes"), "{message}");
+        if path.starts_with("/v1/") {
+            assert_eq!(json["type"], "error", "Anthropic's shape: {json}");
+        }
+    }
+    // Just under the limit still goes through.
+    let address = app.address.clone();
+    let (status, _) =
+        actix_web::rt::task::spawn_blocking(move || raw_request(&address, "/v1/messages", 15_000))
+            .await
+            .expect("join");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    // Beyond actix-http's own 128 KiB the codec answers before any of our code: a 431
+    // without a body, and the daemon is unharmed.
+    let address = app.address.clone();
+    let (status, _) = actix_web::rt::task::spawn_blocking(move || {
+        raw_request(&address, "/v1/messages", 200 * 1024)
+    })
+    .await
+    .expect("join");
+    assert!(
+        status.is_empty() || status.starts_with("HTTP/1.1 431"),
+        "{status}"
+    );
+    let answer = app.message(BODY).await;
+    assert_eq!(answer.status, 200);
+    let rows = app.wait_for_requests(2).await;
+    assert_eq!(rows.len(), 2, "the refused requests are not proxied");
+}

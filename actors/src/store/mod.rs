@@ -4,10 +4,16 @@
 //! Writes come from two batching paths only (the RequestLogger and the
 //! AccountRegistry), each one transaction per batch.
 
+mod connection;
 mod models;
 mod queries;
 mod rollup;
 pub mod schema;
+mod sync;
+pub mod testing;
+
+pub use connection::{AnyConnection, Dialect};
+pub use sync::{AccountDelta, RefreshLock};
 
 pub use models::{RequestPayload, RequestRecord};
 pub use queries::{AnalyticsFilter, Breakdown, BucketRow, GroupRow, RequestFilter, StatusFilter};
@@ -15,17 +21,22 @@ pub use rollup::Analytics;
 
 use crate::domain::Account;
 use crate::secrets::Cipher;
+use connection::AnyManager;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{CustomizeConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use models::AccountRow;
 use std::path::Path;
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
+
+/// The PostgreSQL advisory lock key under which instances starting together migrate
+/// one at a time (any constant unlikely to collide; "cfmigrat" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6366_6d69_6772_6174;
 
 /// Failures at the storage boundary.
 #[derive(Debug, thiserror::Error)]
@@ -87,22 +98,83 @@ struct TotalsRow {
 }
 
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SessionSettings;
 
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(
-            "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        let settings = match conn.dialect() {
+            Dialect::Sqlite => {
+                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            }
+            // A statement stuck on a lock must not hold a pool connection forever.
+            Dialect::Postgres => "SET statement_timeout = 30000;",
+        };
+        conn.batch_execute(settings)
+            .map_err(diesel::r2d2::Error::QueryError)
     }
+}
+
+/// The inserts of [`Store::insert_requests`] and the batch's rollup increments,
+/// written once for both dialects' connection types.
+macro_rules! insert_entries {
+    ($c:ident, $batch:expr) => {{
+        use schema::request_payloads::dsl as p;
+        use schema::requests::dsl as r;
+        for entry in $batch {
+            let e = &entry.record;
+            diesel::insert_into(r::requests)
+                .values((
+                    r::id.eq(&e.id),
+                    r::timestamp.eq(e.timestamp),
+                    r::method.eq(&e.method),
+                    r::path.eq(&e.path),
+                    r::account_id.eq(&e.account_id),
+                    r::account_name.eq(&e.account_name),
+                    r::status_code.eq(e.status_code),
+                    r::success.eq(e.success),
+                    r::error_message.eq(&e.error_message),
+                    r::response_time_ms.eq(e.response_time_ms),
+                    r::time_to_first_token_ms.eq(e.time_to_first_token_ms),
+                    r::failover_attempts.eq(e.failover_attempts),
+                    r::model.eq(&e.model),
+                    r::input_tokens.eq(e.input_tokens),
+                    r::output_tokens.eq(e.output_tokens),
+                    r::cache_read_input_tokens.eq(e.cache_read_input_tokens),
+                    r::cache_creation_input_tokens.eq(e.cache_creation_input_tokens),
+                    r::cost_usd.eq(e.cost_usd),
+                    r::output_tokens_per_second.eq(e.output_tokens_per_second),
+                    r::stream.eq(e.stream),
+                    r::client_ip.eq(&e.client_ip),
+                    r::requested_model.eq(&e.requested_model),
+                    r::provider.eq(&e.provider),
+                    r::api_key_name.eq(&e.api_key_name),
+                    r::instance_id.eq(&e.instance_id),
+                ))
+                .execute($c)?;
+        }
+        for pl in $batch.iter().filter_map(|e| e.payload.as_ref()) {
+            diesel::insert_into(p::request_payloads)
+                .values((
+                    p::request_id.eq(&pl.request_id),
+                    p::request_headers.eq(&pl.request_headers),
+                    p::request_body.eq(&pl.request_body),
+                    p::response_headers.eq(&pl.response_headers),
+                    p::response_body.eq(&pl.response_body),
+                    p::truncated.eq(pl.truncated),
+                ))
+                .execute($c)?;
+        }
+        rollup::add($c, $batch.iter().map(|e| &e.record))?;
+        Ok::<_, DieselError>(())
+    }};
 }
 
 /// A handle on the database; cheap to clone (a connection pool).
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool<ConnectionManager<SqliteConnection>>,
+    pool: Pool<AnyManager>,
     cipher: Cipher,
+    dialect: Dialect,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,26 +195,81 @@ impl Store {
         let url = path
             .to_str()
             .ok_or_else(|| StoreError::Open(format!("{}: not UTF-8", path.display())))?;
-        let manager = ConnectionManager::<SqliteConnection>::new(url);
-        let pool = Pool::builder()
-            .max_size(4)
-            .connection_timeout(Duration::from_secs(10))
-            .connection_customizer(Box::new(SqlitePragmas))
-            .build(manager)
-            .map_err(|e| StoreError::Open(format!("{}: {e}", path.display())))?;
-        let store = Store { pool, cipher };
-        let mut conn = store.conn()?;
-        conn.batch_execute("PRAGMA journal_mode = WAL;")?;
-        conn.run_pending_migrations(SQLITE_MIGRATIONS)
-            .map_err(|e| StoreError::Migration(e.to_string()))?;
-        drop(conn);
-        store.encrypt_plaintext_secrets()?;
+        let store = Store::connect(url, &path.display().to_string(), cipher)?;
+        store.conn()?.batch_execute("PRAGMA journal_mode = WAL;")?;
+        store.migrate()?;
         Ok(store)
     }
 
-    pub(crate) fn conn(
-        &self,
-    ) -> Result<PooledConnection<ConnectionManager<SqliteConnection>>, StoreError> {
+    /// Opens the PostgreSQL database at `url` (shared by several instances), runs
+    /// its migrations under an advisory lock so that instances starting together
+    /// migrate once, and encrypts any plaintext credential. Fails at once (with the
+    /// reason, never the URL's password) when the server cannot be reached.
+    pub fn open_postgres(url: &str, cipher: Cipher) -> Result<Store, StoreError> {
+        // One direct attempt first: the pool would retry for its whole timeout.
+        let first = diesel::pg::PgConnection::establish(url).map_err(|e| {
+            let reason = e.to_string();
+            let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
+            StoreError::Open(format!("{}: {reason}", redact_url(url)))
+        })?;
+        drop(first);
+        let store = Store::connect(url, &redact_url(url), cipher)?;
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// A pool on `url`; `shown` names the database in errors.
+    fn connect(url: &str, shown: &str, cipher: Cipher) -> Result<Store, StoreError> {
+        let dialect = Dialect::of_url(url);
+        let pool = Pool::builder()
+            .max_size(match dialect {
+                Dialect::Sqlite => 4,
+                Dialect::Postgres => 8,
+            })
+            .connection_timeout(Duration::from_secs(10))
+            .connection_customizer(Box::new(SessionSettings))
+            .error_handler(Box::new(connection::OutageLog::default()))
+            .build(AnyManager::new(url))
+            .map_err(|e| StoreError::Open(format!("{shown}: {e}")))?;
+        Ok(Store {
+            pool,
+            cipher,
+            dialect,
+        })
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let migrations = match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS,
+            Dialect::Postgres => {
+                diesel::sql_query("SELECT pg_advisory_lock($1)")
+                    .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+                    .execute(&mut *conn)
+                    .map(|_| ())
+                    .map_err(|e| StoreError::Migration(e.to_string()))?;
+                POSTGRES_MIGRATIONS
+            }
+        };
+        let ran = conn
+            .run_pending_migrations(migrations)
+            .map(|_| ())
+            .map_err(|e| StoreError::Migration(e.to_string()));
+        if self.dialect == Dialect::Postgres {
+            // Also released when the connection closes, should this fail.
+            let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+        }
+        drop(conn);
+        ran?;
+        self.encrypt_plaintext_secrets()
+    }
+
+    /// Which database this is: PostgreSQL means state shared with other instances.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(crate) fn conn(&self) -> Result<PooledConnection<AnyManager>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -206,7 +333,7 @@ impl Store {
     pub fn save_accounts(&self, accounts: &[Account]) -> Result<(), StoreError> {
         use schema::accounts::dsl;
         let mut conn = self.conn()?;
-        conn.immediate_transaction(|c| {
+        conn.transaction(|c| {
             for a in accounts {
                 let row = AccountRow::from_account(a, &self.cipher);
                 diesel::update(dsl::accounts.filter(dsl::id.eq(&a.id)))
@@ -227,56 +354,14 @@ impl Store {
     /// derived single-row one that leaves `None` columns out, is built as SQL text and
     /// prepared again every time; that was about half the logger's cost.)
     pub fn insert_requests(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
-        use schema::request_payloads::dsl as p;
-        use schema::requests::dsl as r;
+        // On the dialect's own connection: through the multi-connection each bind
+        // is converted and the statement is not reused, which tripled the cost per
+        // record (docs/performance.md).
         let mut conn = self.conn()?;
-        conn.immediate_transaction(|c| {
-            for entry in batch {
-                let e = &entry.record;
-                diesel::insert_into(r::requests)
-                    .values((
-                        r::id.eq(&e.id),
-                        r::timestamp.eq(e.timestamp),
-                        r::method.eq(&e.method),
-                        r::path.eq(&e.path),
-                        r::account_id.eq(&e.account_id),
-                        r::account_name.eq(&e.account_name),
-                        r::status_code.eq(e.status_code),
-                        r::success.eq(e.success),
-                        r::error_message.eq(&e.error_message),
-                        r::response_time_ms.eq(e.response_time_ms),
-                        r::time_to_first_token_ms.eq(e.time_to_first_token_ms),
-                        r::failover_attempts.eq(e.failover_attempts),
-                        r::model.eq(&e.model),
-                        r::input_tokens.eq(e.input_tokens),
-                        r::output_tokens.eq(e.output_tokens),
-                        r::cache_read_input_tokens.eq(e.cache_read_input_tokens),
-                        r::cache_creation_input_tokens.eq(e.cache_creation_input_tokens),
-                        r::cost_usd.eq(e.cost_usd),
-                        r::output_tokens_per_second.eq(e.output_tokens_per_second),
-                        r::stream.eq(e.stream),
-                        r::client_ip.eq(&e.client_ip),
-                        r::requested_model.eq(&e.requested_model),
-                        r::provider.eq(&e.provider),
-                        r::api_key_name.eq(&e.api_key_name),
-                    ))
-                    .execute(c)?;
-            }
-            for pl in batch.iter().filter_map(|e| e.payload.as_ref()) {
-                diesel::insert_into(p::request_payloads)
-                    .values((
-                        p::request_id.eq(&pl.request_id),
-                        p::request_headers.eq(&pl.request_headers),
-                        p::request_body.eq(&pl.request_body),
-                        p::response_headers.eq(&pl.response_headers),
-                        p::response_body.eq(&pl.response_body),
-                        p::truncated.eq(pl.truncated),
-                    ))
-                    .execute(c)?;
-            }
-            rollup::add(c, batch.iter().map(|e| &e.record))?;
-            Ok::<_, DieselError>(())
-        })?;
+        match &mut *conn {
+            AnyConnection::Sqlite(c) => c.immediate_transaction(|c| insert_entries!(c, batch))?,
+            AnyConnection::Postgres(c) => c.transaction(|c| insert_entries!(c, batch))?,
+        }
         Ok(())
     }
 
@@ -316,11 +401,29 @@ impl Store {
         })
     }
 
-    /// Makes the WAL part of the main file (at shutdown).
+    /// Makes the WAL part of the main file (at shutdown); PostgreSQL needs nothing.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        self.conn()?
-            .batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        if self.dialect == Dialect::Sqlite {
+            self.conn()?
+                .batch_execute("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
         Ok(())
+    }
+}
+
+/// A database URL fit for messages: the password and any parameters left out.
+pub fn redact_url(url: &str) -> String {
+    let url = url.split('?').next().unwrap_or(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{tail}")
+        }
+        None => url.to_string(),
     }
 }
 

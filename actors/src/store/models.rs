@@ -156,6 +156,8 @@ pub struct RequestRecord {
     pub provider: Option<String>,
     /// The access key the request came in with (access control on).
     pub api_key_name: Option<String>,
+    /// The daemon that answered (several share one PostgreSQL history).
+    pub instance_id: Option<String>,
 }
 
 /// What went over the wire for one request, capped, with credential headers removed.

@@ -2,7 +2,7 @@
 //! payload, aggregates for stats and analytics, and maintenance (retention, compact).
 //! Aggregates run in SQL; nothing here loads the history into memory.
 
-use super::{rollup, schema, RequestPayload, RequestRecord, Store, StoreError};
+use super::{rollup, schema, Dialect, RequestPayload, RequestRecord, Store, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
@@ -212,7 +212,7 @@ impl Store {
     /// Deletes every request and payload (stats reset, history clear).
     pub fn clear_history(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
-        Ok(conn.immediate_transaction(|c| {
+        Ok(conn.transaction(|c| {
             diesel::delete(schema::request_payloads::table).execute(c)?;
             rollup::clear(c)?;
             diesel::delete(schema::requests::table).execute(c)
@@ -251,7 +251,9 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let n = self.conn()?.immediate_transaction(|c| {
+            let mut conn = self.conn()?;
+            let sql = conn.sql(sql).into_owned();
+            let n = conn.transaction(|c| {
                 diesel::sql_query(sql)
                     .bind::<BigInt, _>(before_ms)
                     .bind::<BigInt, _>(batch)
@@ -264,12 +266,16 @@ impl Store {
         }
     }
 
-    /// SQLite's own consistency check: `ok` when the file is sound.
+    /// SQLite's own consistency check: `ok` when the file is sound. (PostgreSQL
+    /// keeps its own consistency; there the answer is always `ok`.)
     pub fn integrity_check(&self) -> Result<String, StoreError> {
         #[derive(QueryableByName)]
         struct Row {
             #[diesel(sql_type = Text)]
             integrity_check: String,
+        }
+        if self.dialect == Dialect::Postgres {
+            return Ok("ok".to_string());
         }
         let rows: Vec<Row> =
             diesel::sql_query("PRAGMA integrity_check").load(&mut *self.conn()?)?;
@@ -282,9 +288,13 @@ impl Store {
 
     /// Reclaims free space and folds the WAL into the main file.
     pub fn compact(&self) -> Result<(), StoreError> {
-        self.conn()?.batch_execute(
-            "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
-        )?;
+        let sql = match self.dialect {
+            Dialect::Sqlite => {
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);"
+            }
+            Dialect::Postgres => "VACUUM ANALYZE requests; VACUUM ANALYZE request_payloads;",
+        };
+        self.conn()?.batch_execute(sql)?;
         Ok(())
     }
 }

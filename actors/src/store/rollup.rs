@@ -17,11 +17,15 @@
 //!   request rows up to [`EXACT_PERCENTILE_MAX_ROWS`] requests (and always with a key
 //!   or status-code filter), estimated from the histogram within 10% beyond.
 //!
-//! All SQL here is meant to run on SQLite and PostgreSQL alike: `?` placeholders,
-//! `COALESCE`, `CAST(… AS BIGINT | DOUBLE PRECISION)`, `ON CONFLICT … DO UPDATE`.
+//! All SQL here runs on SQLite and PostgreSQL alike: `?` placeholders (numbered for
+//! PostgreSQL by [`AnyConnection::sql`]), `COALESCE`, `CAST(… AS BIGINT | DOUBLE
+//! PRECISION)`, `ON CONFLICT … DO UPDATE`. The upsert is a `QueryFragment`, generic
+//! over the backend: the logger runs it on the dialect's own connection (prepared
+//! once), retention through the multi-connection.
 
+use super::connection::MultiBackend;
 use super::queries::{AnalyticsFilter, BucketRow, GroupRow, StatusFilter};
-use super::{RequestRecord, Store, StoreError};
+use super::{AnyConnection, RequestRecord, Store, StoreError};
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, QueryableByName};
 use diesel::prelude::*;
@@ -29,7 +33,6 @@ use diesel::query_builder::{AstPass, QueryFragment, QueryId};
 use diesel::row::NamedRow;
 use diesel::serialize::ToSql;
 use diesel::sql_types::{BigInt, Bool, Double, HasSqlType, Integer, Nullable, Text};
-use diesel::sqlite::{Sqlite, SqliteConnection};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -50,7 +53,7 @@ const RT_BINS: usize = 80;
 
 /// Lower bound (ms) of each response-time bin: 0, 1, 2, … each bound the previous
 /// one times 1.2 rounded up, up to 4 866 321 ms (81 min) for the last, open bin. The
-/// migration's backfill (`2026-11-26-000006_request_rollups/up.sql`) spells out
+/// migrations' backfill (`2026-11-26-000011_request_rollups/up.sql`) spells out
 /// the same bounds.
 const RT_BOUNDS: [i64; RT_BINS] = rt_bounds();
 
@@ -334,13 +337,13 @@ const SUM_COLUMNS: [&str; 9] = [
 /// parsed again on every call: with 97 columns that cost more than the upsert).
 /// `FULL`: into `request_rollups` (sums only), else into `request_account_rollups`
 /// (sums and the response-time histogram).
-struct UpsertRow<'a, const FULL: bool> {
+pub(super) struct UpsertRow<'a, const FULL: bool> {
     key: &'a Key<'a>,
     sums: &'a Sums,
 }
 
 /// The statement-cache identity of [`UpsertRow`] (the same text every time).
-struct UpsertRowId<const FULL: bool>;
+pub(super) struct UpsertRowId<const FULL: bool>;
 
 impl<const FULL: bool> QueryId for UpsertRow<'_, FULL> {
     type QueryId = UpsertRowId<FULL>;
@@ -453,8 +456,13 @@ where
 static RT_COLUMNS: std::sync::LazyLock<Vec<String>> =
     std::sync::LazyLock::new(|| (0..RT_BINS).map(|k| format!("rt_{k}")).collect());
 
-/// Adds summed rows into the table, one cached upsert per key.
-fn upsert(conn: &mut SqliteConnection, rows: &HashMap<Key<'_>, Sums>) -> QueryResult<()> {
+/// Adds summed rows into the tables, one cached upsert per key.
+fn upsert<C>(conn: &mut C, rows: &HashMap<Key<'_>, Sums>) -> QueryResult<()>
+where
+    C: Connection,
+    for<'x> UpsertRow<'x, true>: QueryFragment<C::Backend>,
+    for<'x> UpsertRow<'x, false>: QueryFragment<C::Backend>,
+{
     for (key, sums) in rows {
         if key.full {
             UpsertRow::<true> { key, sums }.execute(conn)?;
@@ -465,11 +473,17 @@ fn upsert(conn: &mut SqliteConnection, rows: &HashMap<Key<'_>, Sums>) -> QueryRe
     Ok(())
 }
 
-/// Adds a batch of new requests to the rollups (in the caller's transaction).
-pub(super) fn add<'a>(
-    conn: &mut SqliteConnection,
+/// Adds a batch of new requests to the rollups (in the caller's transaction, on
+/// either dialect's own connection).
+pub(super) fn add<'a, C>(
+    conn: &mut C,
     records: impl IntoIterator<Item = &'a RequestRecord>,
-) -> QueryResult<()> {
+) -> QueryResult<()>
+where
+    C: Connection,
+    for<'x> UpsertRow<'x, true>: QueryFragment<C::Backend>,
+    for<'x> UpsertRow<'x, false>: QueryFragment<C::Backend>,
+{
     upsert(
         conn,
         &aggregate(records.into_iter().map(Contribution::from), 1),
@@ -477,7 +491,7 @@ pub(super) fn add<'a>(
 }
 
 /// Takes deleted requests out of the rollups and drops the rows left empty.
-fn subtract(conn: &mut SqliteConnection, removed: &[Removed]) -> QueryResult<()> {
+fn subtract(conn: &mut AnyConnection, removed: &[Removed]) -> QueryResult<()> {
     let sums = aggregate(removed.iter().map(Contribution::from), -1);
     upsert(conn, &sums)?;
     for full in [true, false] {
@@ -494,21 +508,22 @@ fn subtract(conn: &mut SqliteConnection, removed: &[Removed]) -> QueryResult<()>
             } else {
                 "request_account_rollups"
             };
-            diesel::sql_query(format!(
+            let sql = format!(
                 "DELETE FROM {table} WHERE grain_ms = ? AND bucket_ms >= ? AND bucket_ms <= ? \
                  AND requests <= 0"
-            ))
-            .bind::<BigInt, _>(grain)
-            .bind::<BigInt, _>(lo)
-            .bind::<BigInt, _>(hi)
-            .execute(conn)?;
+            );
+            diesel::sql_query(conn.sql(&sql))
+                .bind::<BigInt, _>(grain)
+                .bind::<BigInt, _>(lo)
+                .bind::<BigInt, _>(hi)
+                .execute(conn)?;
         }
     }
     Ok(())
 }
 
 /// Empties the rollups (with the history, in the caller's transaction).
-pub(super) fn clear(conn: &mut SqliteConnection) -> QueryResult<()> {
+pub(super) fn clear(conn: &mut AnyConnection) -> QueryResult<()> {
     diesel::sql_query("DELETE FROM request_rollups").execute(conn)?;
     diesel::sql_query("DELETE FROM request_account_rollups").execute(conn)?;
     Ok(())
@@ -525,8 +540,9 @@ impl Store {
     ) -> Result<usize, StoreError> {
         let mut total = 0;
         loop {
-            let n = self.conn()?.immediate_transaction(|c| {
-                let removed: Vec<Removed> = diesel::sql_query(
+            let mut conn = self.conn()?;
+            let sql = conn
+                .sql(
                     "DELETE FROM requests WHERE id IN \
                      (SELECT id FROM requests WHERE timestamp < ? ORDER BY timestamp LIMIT ?) \
                      RETURNING timestamp, account_id, account_name, model, api_key_name, \
@@ -534,9 +550,12 @@ impl Store {
                      cache_read_input_tokens, cache_creation_input_tokens, cost_usd, \
                      output_tokens_per_second",
                 )
-                .bind::<BigInt, _>(before_ms)
-                .bind::<BigInt, _>(batch)
-                .load(c)?;
+                .into_owned();
+            let n = conn.transaction(|c| {
+                let removed: Vec<Removed> = diesel::sql_query(sql)
+                    .bind::<BigInt, _>(before_ms)
+                    .bind::<BigInt, _>(batch)
+                    .load(c)?;
                 subtract(c, &removed)?;
                 Ok::<_, diesel::result::Error>(removed.len())
             })?;
@@ -644,11 +663,11 @@ impl Sql {
         self
     }
 
-    fn load<T: QueryableByName<Sqlite> + 'static>(
+    fn load<T: QueryableByName<MultiBackend> + 'static>(
         self,
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
     ) -> QueryResult<Vec<T>> {
-        let mut q = diesel::sql_query(self.text).into_boxed::<Sqlite>();
+        let mut q = diesel::sql_query(conn.sql(&self.text)).into_boxed::<MultiBackend>();
         for b in self.binds {
             q = match b {
                 Bind::Int(n) => q.bind::<BigInt, _>(n),
@@ -825,7 +844,7 @@ fn grains_for(bucket_ms: i64) -> Vec<i64> {
 }
 
 /// Totals within the filter.
-pub(super) fn summed(conn: &mut SqliteConnection, f: &AnalyticsFilter) -> QueryResult<GroupRow> {
+pub(super) fn summed(conn: &mut AnyConnection, f: &AnalyticsFilter) -> QueryResult<GroupRow> {
     let mut sql = Sql::default();
     sql.push(&format!("SELECT NULL AS key, {AGGREGATES} FROM "))
         .append(source(f, &GRAINS, Columns::Sums));
@@ -835,7 +854,7 @@ pub(super) fn summed(conn: &mut SqliteConnection, f: &AnalyticsFilter) -> QueryR
 
 /// Totals per model (`by_model`) or per account name, most requests first.
 pub(super) fn grouped(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     f: &AnalyticsFilter,
     by_model: bool,
 ) -> QueryResult<Vec<GroupRow>> {
@@ -854,7 +873,7 @@ pub(super) fn grouped(
 /// Totals per time bucket of `bucket_ms` (oldest first); with `by_model`, per model
 /// and bucket (ordered by model, then bucket), the model in `key`.
 pub(super) fn bucketed(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     f: &AnalyticsFilter,
     bucket_ms: i64,
     by_model: bool,
@@ -902,7 +921,7 @@ where
 /// request rows at its ends are counted per distinct response time (far fewer rows
 /// than a bin test per row and column) and binned here.
 pub(super) fn percentiles_from_histogram(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     f: &AnalyticsFilter,
     percent: i64,
 ) -> QueryResult<Vec<(Option<String>, i64)>> {
@@ -961,7 +980,7 @@ pub(super) fn percentiles_from_histogram(
 /// The exact `percent` percentile per model, from the request rows (one sort of the
 /// rows in range, so only for small ranges).
 pub(super) fn exact_percentiles(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     f: &AnalyticsFilter,
     percent: i64,
 ) -> QueryResult<Vec<(Option<String>, i64)>> {
@@ -993,7 +1012,7 @@ pub(super) fn exact_percentiles(
 /// The full rollups carry no histogram (it would double the writer's cost), so with
 /// a key or status-code filter the answer is always exact, and slow on large ranges.
 pub(super) fn percentiles(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     f: &AnalyticsFilter,
     percent: i64,
     requests: i64,

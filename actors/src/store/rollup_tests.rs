@@ -1,12 +1,20 @@
 //! Rollup correctness: analytics on generated histories against sums computed here
 //! from the records themselves, for ranges that cut minutes and hours, with every
 //! filter; the rollups after retention and clears; the migration's backfill against
-//! the rollups the writer keeps; percentiles against exact ones.
+//! the rollups the writer keeps; percentiles against exact ones. Each runs on SQLite,
+//! then on PostgreSQL when `CLAUDEFLARE_TEST_DATABASE_URL` names a server.
 
 use super::*;
-use crate::store::tests_support::test_store;
-use crate::store::{Breakdown, LogEntry};
+use crate::store::tests::{each_backend, test_cipher};
+use crate::store::{Breakdown, Dialect, LogEntry};
 use diesel::connection::SimpleConnection;
+
+/// Runs `test` on a fresh store of each backend.
+fn on_each_store(name: &str, test: impl Fn(&Store)) {
+    each_backend(name, |backend| {
+        test(&backend.open(test_cipher()).expect("open"))
+    });
+}
 
 const T0: i64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR;
 
@@ -51,6 +59,8 @@ fn record(i: usize, ts: i64) -> RequestRecord {
         requested_model: None,
         provider: None,
         api_key_name: keys[i % 3].map(str::to_string),
+        // Several instances' rows are summed together.
+        instance_id: Some(format!("instance-{}", i % 2)),
     }
 }
 
@@ -218,129 +228,134 @@ fn filters(from: i64, to: i64) -> Vec<AnalyticsFilter> {
 
 #[test]
 fn analytics_match_the_records_for_any_range_and_filter() {
-    let (_dir, store) = test_store();
-    // 6 000 requests over 5 h 10 min starting at 00:07:13.
-    let offset = 7 * MINUTE + 13_000;
-    let records = history(&store, 6_000, offset, 5 * HOUR + 10 * MINUTE);
-    let ranges = [
-        // Cuts minutes and hours at both ends.
-        (T0 + 30 * MINUTE + 1_234, T0 + 4 * HOUR + 17 * MINUTE + 999),
-        // Whole hours only.
-        (T0 + HOUR, T0 + 3 * HOUR),
-        // Less than a minute.
-        (T0 + 2 * HOUR + 5_000, T0 + 2 * HOUR + 45_000),
-        // Everything, and more.
-        (T0 - 3 * HOUR, T0 + 9 * HOUR),
-        // Nothing.
-        (T0 + 10 * HOUR, T0 + 11 * HOUR),
-    ];
-    for (from, to) in ranges {
-        for f in filters(from, to) {
-            for bucket in [MINUTE, 5 * MINUTE, HOUR, 1_000] {
-                check(&store, &records, &f, bucket);
+    on_each_store(
+        "analytics_match_the_records_for_any_range_and_filter",
+        |store| {
+            // 6 000 requests over 5 h 10 min starting at 00:07:13.
+            let offset = 7 * MINUTE + 13_000;
+            let records = history(store, 6_000, offset, 5 * HOUR + 10 * MINUTE);
+            let ranges = [
+                // Cuts minutes and hours at both ends.
+                (T0 + 30 * MINUTE + 1_234, T0 + 4 * HOUR + 17 * MINUTE + 999),
+                // Whole hours only.
+                (T0 + HOUR, T0 + 3 * HOUR),
+                // Less than a minute.
+                (T0 + 2 * HOUR + 5_000, T0 + 2 * HOUR + 45_000),
+                // Everything, and more.
+                (T0 - 3 * HOUR, T0 + 9 * HOUR),
+                // Nothing.
+                (T0 + 10 * HOUR, T0 + 11 * HOUR),
+            ];
+            for (from, to) in ranges {
+                for f in filters(from, to) {
+                    for bucket in [MINUTE, 5 * MINUTE, HOUR, 1_000] {
+                        check(store, &records, &f, bucket);
+                    }
+                }
             }
-        }
-    }
-    // Stats at start-up read the whole history the same way.
-    let whole = AnalyticsFilter {
-        from_ms: i64::MIN,
-        to_ms: i64::MAX,
-        ..AnalyticsFilter::default()
-    };
-    check(&store, &records, &whole, HOUR);
-    assert_eq!(
-        store
-            .totals_by(Breakdown::Model)
-            .expect("totals")
-            .iter()
-            .map(|g| g.requests)
-            .sum::<i64>(),
-        6_000
+            // Stats at start-up read the whole history the same way.
+            let whole = AnalyticsFilter {
+                from_ms: i64::MIN,
+                to_ms: i64::MAX,
+                ..AnalyticsFilter::default()
+            };
+            check(store, &records, &whole, HOUR);
+            assert_eq!(
+                store
+                    .totals_by(Breakdown::Model)
+                    .expect("totals")
+                    .iter()
+                    .map(|g| g.requests)
+                    .sum::<i64>(),
+                6_000
+            );
+        },
     );
 }
 
 #[test]
 fn a_known_history_gives_known_buckets() {
-    let (_dir, store) = test_store();
-    // 10:00–10:59: 30 requests, 10 per 20 minutes; 11:00–11:59: 12 requests, of which
-    // every fourth failed. Input tokens 100 each, cost $0.25 each, 2 s each.
-    let mut records = Vec::new();
-    for i in 0..42usize {
-        let ts = if i < 30 {
-            T0 + 10 * HOUR + (i as i64 / 10) * 20 * MINUTE + 1_000 * i as i64
-        } else {
-            T0 + 11 * HOUR + (i as i64 - 30) * 5 * MINUTE
-        };
-        let mut r = record(i, ts);
-        r.model = Some(if i < 30 { "m-a" } else { "m-b" }.into());
-        r.success = !(i >= 30 && i % 4 == 0);
-        r.input_tokens = Some(100);
-        r.output_tokens = Some(10);
-        r.cache_read_input_tokens = None;
-        r.cache_creation_input_tokens = None;
-        r.cost_usd = Some(0.25);
-        r.response_time_ms = 2_000;
-        records.push(r);
-    }
-    store
-        .insert_requests(
-            &records
-                .iter()
-                .map(|r| LogEntry {
-                    record: r.clone(),
-                    payload: None,
-                })
-                .collect::<Vec<_>>(),
-        )
-        .expect("insert");
-    let f = AnalyticsFilter {
-        from_ms: T0 + 10 * HOUR,
-        to_ms: T0 + 12 * HOUR,
-        ..AnalyticsFilter::default()
-    };
-    let a = store.analytics(&f, HOUR, 8).expect("analytics");
-    let hours: Vec<(i64, i64, i64, i64, f64)> = a
-        .buckets
-        .iter()
-        .map(|b| {
-            (
-                (b.bucket - T0) / HOUR,
-                b.sums.requests,
-                b.sums.successes,
-                b.sums.input_tokens,
-                b.sums.cost_usd,
+    on_each_store("a_known_history_gives_known_buckets", |store| {
+        // 10:00–10:59: 30 requests, 10 per 20 minutes; 11:00–11:59: 12 requests, of which
+        // every fourth failed. Input tokens 100 each, cost $0.25 each, 2 s each.
+        let mut records = Vec::new();
+        for i in 0..42usize {
+            let ts = if i < 30 {
+                T0 + 10 * HOUR + (i as i64 / 10) * 20 * MINUTE + 1_000 * i as i64
+            } else {
+                T0 + 11 * HOUR + (i as i64 - 30) * 5 * MINUTE
+            };
+            let mut r = record(i, ts);
+            r.model = Some(if i < 30 { "m-a" } else { "m-b" }.into());
+            r.success = !(i >= 30 && i % 4 == 0);
+            r.input_tokens = Some(100);
+            r.output_tokens = Some(10);
+            r.cache_read_input_tokens = None;
+            r.cache_creation_input_tokens = None;
+            r.cost_usd = Some(0.25);
+            r.response_time_ms = 2_000;
+            records.push(r);
+        }
+        store
+            .insert_requests(
+                &records
+                    .iter()
+                    .map(|r| LogEntry {
+                        record: r.clone(),
+                        payload: None,
+                    })
+                    .collect::<Vec<_>>(),
             )
-        })
-        .collect();
-    assert_eq!(hours, [(10, 30, 30, 3_000, 7.5), (11, 12, 9, 1_200, 3.0)]);
-    assert_eq!(a.totals.requests, 42);
-    assert_eq!(a.totals.output_tokens, 420);
-    assert_eq!(a.totals.avg_response_time_ms, 2_000.0);
-    let twenty = store.bucketed(&f, 20 * MINUTE).expect("buckets");
-    assert_eq!(
-        twenty.iter().map(|b| b.sums.requests).collect::<Vec<_>>(),
-        [10, 10, 10, 4, 4, 4]
-    );
-    assert_eq!(
-        a.by_model
+            .expect("insert");
+        let f = AnalyticsFilter {
+            from_ms: T0 + 10 * HOUR,
+            to_ms: T0 + 12 * HOUR,
+            ..AnalyticsFilter::default()
+        };
+        let a = store.analytics(&f, HOUR, 8).expect("analytics");
+        let hours: Vec<(i64, i64, i64, i64, f64)> = a
+            .buckets
             .iter()
-            .map(|m| (m.key.as_deref(), m.requests, m.cost_usd))
-            .collect::<Vec<_>>(),
-        [(Some("m-a"), 30, 7.5), (Some("m-b"), 12, 3.0)]
-    );
-    assert_eq!(
-        a.p95_by_model,
-        [
-            (Some("m-a".to_string()), 2_000),
-            (Some("m-b".to_string()), 2_000)
-        ]
-    );
-    let series: Vec<(&str, Vec<i64>)> = a
-        .series_by_model
-        .iter()
-        .map(|(m, rows)| (m.as_str(), rows.iter().map(|r| r.sums.requests).collect()))
-        .collect();
-    assert_eq!(series, [("m-a", vec![30]), ("m-b", vec![12])]);
+            .map(|b| {
+                (
+                    (b.bucket - T0) / HOUR,
+                    b.sums.requests,
+                    b.sums.successes,
+                    b.sums.input_tokens,
+                    b.sums.cost_usd,
+                )
+            })
+            .collect();
+        assert_eq!(hours, [(10, 30, 30, 3_000, 7.5), (11, 12, 9, 1_200, 3.0)]);
+        assert_eq!(a.totals.requests, 42);
+        assert_eq!(a.totals.output_tokens, 420);
+        assert_eq!(a.totals.avg_response_time_ms, 2_000.0);
+        let twenty = store.bucketed(&f, 20 * MINUTE).expect("buckets");
+        assert_eq!(
+            twenty.iter().map(|b| b.sums.requests).collect::<Vec<_>>(),
+            [10, 10, 10, 4, 4, 4]
+        );
+        assert_eq!(
+            a.by_model
+                .iter()
+                .map(|m| (m.key.as_deref(), m.requests, m.cost_usd))
+                .collect::<Vec<_>>(),
+            [(Some("m-a"), 30, 7.5), (Some("m-b"), 12, 3.0)]
+        );
+        assert_eq!(
+            a.p95_by_model,
+            [
+                (Some("m-a".to_string()), 2_000),
+                (Some("m-b".to_string()), 2_000)
+            ]
+        );
+        let series: Vec<(&str, Vec<i64>)> = a
+            .series_by_model
+            .iter()
+            .map(|(m, rows)| (m.as_str(), rows.iter().map(|r| r.sums.requests).collect()))
+            .collect();
+        assert_eq!(series, [("m-a", vec![30]), ("m-b", vec![12])]);
+    });
 }
 
 /// Every row of both rollup tables as text, costs rounded (summing order differs
@@ -351,11 +366,19 @@ fn rollup_rows(store: &Store) -> Vec<String> {
         #[diesel(sql_type = Text)]
         line: String,
     }
-    let values = "requests || '|' || input_tokens || '|' || output_tokens \
+    // PostgreSQL rounds NUMERIC to a number of places, not DOUBLE PRECISION.
+    let round = |column: &str| match store.dialect() {
+        Dialect::Sqlite => format!("ROUND({column}, 6)"),
+        Dialect::Postgres => format!("ROUND(CAST({column} AS NUMERIC), 6)"),
+    };
+    let values = format!(
+        "requests || '|' || input_tokens || '|' || output_tokens \
          || '|' || cache_read_input_tokens || '|' || cache_creation_input_tokens \
-         || '|' || ROUND(cost_usd, 6) || '|' || response_time_ms_sum \
-         || '|' || ROUND(output_tokens_per_second_sum, 6) \
-         || '|' || output_tokens_per_second_count";
+         || '|' || {} || '|' || response_time_ms_sum \
+         || '|' || {} || '|' || output_tokens_per_second_count",
+        round("cost_usd"),
+        round("output_tokens_per_second_sum")
+    );
     let mut bins = String::new();
     for k in 0..RT_BINS {
         bins.push_str(&format!(" || ',' || rt_{k}"));
@@ -371,14 +394,21 @@ fn rollup_rows(store: &Store) -> Vec<String> {
          ORDER BY line"
     );
     let rows: Vec<Line> = diesel::sql_query(sql)
-        .load(&mut store.conn().expect("conn"))
+        .load(&mut *store.conn().expect("conn"))
         .expect("rows");
     rows.into_iter().map(|l| l.line).collect()
 }
 
 /// Rebuilds the rollups with the migration's backfill statements.
 fn backfill(store: &Store) {
-    let up = include_str!("../../../migrations/sqlite/2026-11-26-000006_request_rollups/up.sql");
+    let up = match store.dialect() {
+        Dialect::Sqlite => {
+            include_str!("../../../migrations/sqlite/2026-11-26-000011_request_rollups/up.sql")
+        }
+        Dialect::Postgres => {
+            include_str!("../../../migrations/postgres/2026-11-26-000011_request_rollups/up.sql")
+        }
+    };
     let (_, backfill) = up.split_once("-- backfill").expect("backfill marker");
     let (_, statements) = backfill.split_once('\n').expect("statements");
     let mut conn = store.conn().expect("conn");
@@ -389,100 +419,109 @@ fn backfill(store: &Store) {
 
 #[test]
 fn the_migration_backfill_builds_the_rollups_the_writer_keeps() {
-    let (_dir, store) = test_store();
-    let records = history(&store, 3_000, 59 * MINUTE, 3 * HOUR);
-    let live = rollup_rows(&store);
-    assert!(live.len() > 100);
-    backfill(&store);
-    assert_eq!(rollup_rows(&store), live);
-    check(
-        &store,
-        &records,
-        &AnalyticsFilter {
-            from_ms: T0,
-            to_ms: T0 + 5 * HOUR,
-            ..AnalyticsFilter::default()
+    on_each_store(
+        "the_migration_backfill_builds_the_rollups_the_writer_keeps",
+        |store| {
+            let records = history(store, 3_000, 59 * MINUTE, 3 * HOUR);
+            let live = rollup_rows(store);
+            assert!(live.len() > 100);
+            backfill(store);
+            assert_eq!(rollup_rows(store), live);
+            check(
+                store,
+                &records,
+                &AnalyticsFilter {
+                    from_ms: T0,
+                    to_ms: T0 + 5 * HOUR,
+                    ..AnalyticsFilter::default()
+                },
+                HOUR,
+            );
         },
-        HOUR,
     );
 }
 
 #[test]
 fn retention_and_clear_keep_the_rollups_in_step() {
-    let (_dir, store) = test_store();
-    let records = history(&store, 4_000, 0, 4 * HOUR);
-    // Cut in the middle of a minute of the second hour, in transactions of 333 rows.
-    let cut = T0 + HOUR + 17 * MINUTE + 31_000;
-    let (_, deleted) = store.delete_older_than(0, cut, 333).expect("retention");
-    let kept: Vec<RequestRecord> = records.into_iter().filter(|r| r.timestamp >= cut).collect();
-    assert_eq!(deleted, 4_000 - kept.len());
-    // The same rows as rebuilt from the requests left, so none for buckets that
-    // lost all their requests.
-    let live = rollup_rows(&store);
-    backfill(&store);
-    assert_eq!(rollup_rows(&store), live);
-    for f in filters(T0, T0 + 5 * HOUR) {
-        check(&store, &kept, &f, MINUTE);
-    }
+    on_each_store("retention_and_clear_keep_the_rollups_in_step", |store| {
+        let records = history(store, 4_000, 0, 4 * HOUR);
+        // Cut in the middle of a minute of the second hour, in transactions of 333 rows.
+        let cut = T0 + HOUR + 17 * MINUTE + 31_000;
+        let (_, deleted) = store.delete_older_than(0, cut, 333).expect("retention");
+        let kept: Vec<RequestRecord> = records.into_iter().filter(|r| r.timestamp >= cut).collect();
+        assert_eq!(deleted, 4_000 - kept.len());
+        // The same rows as rebuilt from the requests left, so none for buckets that
+        // lost all their requests.
+        let live = rollup_rows(store);
+        backfill(store);
+        assert_eq!(rollup_rows(store), live);
+        for f in filters(T0, T0 + 5 * HOUR) {
+            check(store, &kept, &f, MINUTE);
+        }
 
-    store.clear_history().expect("clear");
-    assert!(rollup_rows(&store).is_empty());
-    check(
-        &store,
-        &[],
-        &AnalyticsFilter {
-            from_ms: T0,
-            to_ms: T0 + 5 * HOUR,
-            ..AnalyticsFilter::default()
-        },
-        HOUR,
-    );
+        store.clear_history().expect("clear");
+        assert!(rollup_rows(store).is_empty());
+        check(
+            store,
+            &[],
+            &AnalyticsFilter {
+                from_ms: T0,
+                to_ms: T0 + 5 * HOUR,
+                ..AnalyticsFilter::default()
+            },
+            HOUR,
+        );
+    });
 }
 
 #[test]
 fn percentiles_are_exact_for_small_ranges_and_within_ten_percent_beyond() {
-    let (_dir, store) = test_store();
-    let records = history(&store, 8_000, 13 * MINUTE + 7, 3 * HOUR);
-    for f in filters(T0 + 20 * MINUTE + 500, T0 + 2 * HOUR + 41 * MINUTE) {
-        let mut conn = store.conn().expect("conn");
-        let exact = exact_percentiles(&mut conn, &f, 95).expect("exact");
-        // The full rollups have no histogram: key and status-code filters are exact.
-        let estimated = if needs_full_rollups(&f) {
-            exact.clone()
-        } else {
-            percentiles_from_histogram(&mut conn, &f, 95).expect("histogram")
-        };
-        // The exact answer, computed here.
-        let mut values: HashMap<Option<String>, Vec<i64>> = HashMap::new();
-        for r in records.iter().filter(|r| matches(&f, r)) {
-            values
-                .entry(r.model.clone())
-                .or_default()
-                .push(r.response_time_ms);
-        }
-        assert_eq!(exact.len(), values.len(), "{f:?}");
-        assert_eq!(estimated.len(), values.len(), "{f:?}");
-        for (model, v) in &exact {
-            let mut all = values[model].clone();
-            all.sort_unstable();
-            let rank = (all.len() * 95).div_ceil(100);
-            assert_eq!(*v, all[rank - 1], "{f:?} {model:?}");
-            let (_, e) = estimated
-                .iter()
-                .find(|(m, _)| m == model)
-                .expect("estimated");
-            assert!(
-                (e - v).abs() <= 1.max(v / 10),
-                "{f:?} {model:?}: {e} vs {v}"
-            );
-        }
-        // The public call picks the exact path for this many rows.
-        drop(conn);
-        assert_eq!(
-            sorted(store.response_time_percentiles(&f, 95).expect("p95")),
-            sorted(exact)
-        );
-    }
+    on_each_store(
+        "percentiles_are_exact_for_small_ranges_and_within_ten_percent_beyond",
+        |store| {
+            let records = history(store, 8_000, 13 * MINUTE + 7, 3 * HOUR);
+            for f in filters(T0 + 20 * MINUTE + 500, T0 + 2 * HOUR + 41 * MINUTE) {
+                let mut conn = store.conn().expect("conn");
+                let exact = exact_percentiles(&mut conn, &f, 95).expect("exact");
+                // The full rollups have no histogram: key and status-code filters are exact.
+                let estimated = if needs_full_rollups(&f) {
+                    exact.clone()
+                } else {
+                    percentiles_from_histogram(&mut conn, &f, 95).expect("histogram")
+                };
+                // The exact answer, computed here.
+                let mut values: HashMap<Option<String>, Vec<i64>> = HashMap::new();
+                for r in records.iter().filter(|r| matches(&f, r)) {
+                    values
+                        .entry(r.model.clone())
+                        .or_default()
+                        .push(r.response_time_ms);
+                }
+                assert_eq!(exact.len(), values.len(), "{f:?}");
+                assert_eq!(estimated.len(), values.len(), "{f:?}");
+                for (model, v) in &exact {
+                    let mut all = values[model].clone();
+                    all.sort_unstable();
+                    let rank = (all.len() * 95).div_ceil(100);
+                    assert_eq!(*v, all[rank - 1], "{f:?} {model:?}");
+                    let (_, e) = estimated
+                        .iter()
+                        .find(|(m, _)| m == model)
+                        .expect("estimated");
+                    assert!(
+                        (e - v).abs() <= 1.max(v / 10),
+                        "{f:?} {model:?}: {e} vs {v}"
+                    );
+                }
+                // The public call picks the exact path for this many rows.
+                drop(conn);
+                assert_eq!(
+                    sorted(store.response_time_percentiles(&f, 95).expect("p95")),
+                    sorted(exact)
+                );
+            }
+        },
+    );
 }
 
 fn sorted(mut v: Vec<(Option<String>, i64)>) -> Vec<(Option<String>, i64)> {

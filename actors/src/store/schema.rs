@@ -97,6 +97,7 @@ diesel::table! {
         requested_model -> Nullable<Text>,
         provider -> Nullable<Text>,
         api_key_name -> Nullable<Text>,
+        instance_id -> Nullable<Text>,
     }
 }
 

@@ -43,6 +43,7 @@ fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
         requested_model: None,
         provider: None,
         api_key_name: None,
+        instance_id: None,
     }
 }
 
@@ -52,71 +53,102 @@ fn temp_store() -> (tempfile::TempDir, Store) {
     (dir, store)
 }
 
+/// Where a test's database lives; `open` may be called again (a restart).
+pub(super) enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(super::testing::TestDatabase),
+}
+
+impl Backend {
+    pub(super) fn open(&self, cipher: Cipher) -> Result<Store, StoreError> {
+        match self {
+            Backend::Sqlite(dir) => Store::open_sqlite(&dir.path().join("t.db"), cipher),
+            Backend::Postgres(db) => Store::open_postgres(db.url(), cipher),
+        }
+    }
+}
+
+/// Runs a store test against SQLite, then against a fresh PostgreSQL database
+/// when one is configured (`CLAUDEFLARE_TEST_DATABASE_URL`).
+pub(super) fn each_backend(name: &str, test: impl Fn(&Backend)) {
+    test(&Backend::Sqlite(tempfile::tempdir().expect("temp dir")));
+    if let Some(db) = super::testing::TestDatabase::create(name) {
+        test(&Backend::Postgres(db));
+    }
+}
+
 #[test]
 fn accounts_round_trip_and_names_are_unique() {
-    let (_dir, store) = temp_store();
-    let mut a = api_key_account("a", 1);
-    store.insert_account(&a).expect("insert");
-    store
-        .insert_account(&api_key_account("b", 2))
-        .expect("insert");
-    let mut dup = api_key_account("a", 3);
-    dup.id = "other".into();
-    assert!(matches!(
-        store.insert_account(&dup),
-        Err(StoreError::DuplicateName(n)) if n == "a"
-    ));
-    a.paused = true;
-    a.rate_limited_until = Some(99);
-    a.total_requests = 7;
-    store.save_accounts(&[a]).expect("save");
-    let loaded = store.load_accounts().expect("load");
-    assert_eq!(loaded.len(), 2);
-    assert_eq!(loaded[0].name, "a");
-    assert!(loaded[0].paused);
-    assert_eq!(loaded[0].rate_limited_until, Some(99));
-    assert_eq!(loaded[0].total_requests, 7);
-    assert_eq!(
-        loaded[0].api_key.as_ref().map(Secret::expose),
-        Some("sk-ant-test-a-0123456789")
-    );
-    assert!(store.delete_account("id-b").expect("delete"));
-    assert!(!store.delete_account("id-b").expect("delete"));
-    assert_eq!(store.load_accounts().expect("load").len(), 1);
+    each_backend("accounts_round_trip_and_names_are_unique", |backend| {
+        let store = backend.open(test_cipher()).expect("open");
+        let mut a = api_key_account("a", 1);
+        store.insert_account(&a).expect("insert");
+        store
+            .insert_account(&api_key_account("b", 2))
+            .expect("insert");
+        let mut dup = api_key_account("a", 3);
+        dup.id = "other".into();
+        assert!(matches!(
+            store.insert_account(&dup),
+            Err(StoreError::DuplicateName(n)) if n == "a"
+        ));
+        a.paused = true;
+        a.rate_limited_until = Some(99);
+        a.total_requests = 7;
+        store.save_accounts(&[a]).expect("save");
+        let loaded = store.load_accounts().expect("load");
+        assert_eq!(loaded.len(), 2);
+        assert_eq!(loaded[0].name, "a");
+        assert!(loaded[0].paused);
+        assert_eq!(loaded[0].rate_limited_until, Some(99));
+        assert_eq!(loaded[0].total_requests, 7);
+        assert_eq!(
+            loaded[0].api_key.as_ref().map(Secret::expose),
+            Some("sk-ant-test-a-0123456789")
+        );
+        assert!(store.delete_account("id-b").expect("delete"));
+        assert!(!store.delete_account("id-b").expect("delete"));
+        assert_eq!(store.load_accounts().expect("load").len(), 1);
+    });
 }
 
 #[test]
 fn request_batches_are_written_and_read_newest_first() {
-    let (_dir, store) = temp_store();
-    let batch: Vec<LogEntry> = (0..1200)
-        .map(|i| LogEntry {
-            record: record(&format!("r{i:05}"), 1000 + i, i % 4 != 0),
-            payload: (i % 2 == 0).then(|| RequestPayload {
-                request_id: format!("r{i:05}"),
-                request_headers: "{}".into(),
-                request_body: Some(b"{}".to_vec()),
-                response_headers: "{}".into(),
-                response_body: None,
-                truncated: false,
-            }),
-        })
-        .collect();
-    store.insert_requests(&batch).expect("insert");
-    let recent = store
-        .query_requests(&RequestFilter {
-            limit: 3,
-            ..RequestFilter::default()
-        })
-        .expect("recent");
-    let ids: Vec<&str> = recent.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, ["r01199", "r01198", "r01197"]);
-    assert!(store.request_payload("r00002").expect("payload").is_some());
-    assert!(store.request_payload("r00001").expect("payload").is_none());
-    let totals = store.history_totals().expect("totals");
-    assert_eq!(totals.requests, 1200);
-    assert_eq!(totals.successes, 900);
-    assert_eq!(totals.input_tokens, 3600);
-    assert!((totals.cost_usd - 600.0).abs() < 1e-6);
+    each_backend(
+        "request_batches_are_written_and_read_newest_first",
+        |backend| {
+            let store = backend.open(test_cipher()).expect("open");
+            let batch: Vec<LogEntry> = (0..1200)
+                .map(|i| LogEntry {
+                    record: record(&format!("r{i:05}"), 1000 + i, i % 4 != 0),
+                    payload: (i % 2 == 0).then(|| RequestPayload {
+                        request_id: format!("r{i:05}"),
+                        request_headers: "{}".into(),
+                        request_body: Some(b"{}".to_vec()),
+                        response_headers: "{}".into(),
+                        response_body: None,
+                        truncated: false,
+                    }),
+                })
+                .collect();
+            store.insert_requests(&batch).expect("insert");
+            let recent = store
+                .query_requests(&RequestFilter {
+                    limit: 3,
+                    ..RequestFilter::default()
+                })
+                .expect("recent");
+            let ids: Vec<&str> = recent.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(ids, ["r01199", "r01198", "r01197"]);
+            assert!(store.request_payload("r00002").expect("payload").is_some());
+            assert!(store.request_payload("r00001").expect("payload").is_none());
+            let totals = store.history_totals().expect("totals");
+            assert_eq!(totals.requests, 1200);
+            assert_eq!(totals.successes, 900);
+            assert_eq!(totals.input_tokens, 3600);
+            assert!((totals.cost_usd - 600.0).abs() < 1e-6);
+        },
+    );
 }
 
 #[test]
@@ -132,6 +164,15 @@ fn data_survives_reopening() {
     }
     let store = Store::open_sqlite(&path, test_cipher()).expect("reopen");
     assert_eq!(store.load_accounts().expect("load").len(), 1);
+    each_backend("data_survives_reopening", |backend| {
+        let store = backend.open(test_cipher()).expect("open");
+        store
+            .insert_account(&api_key_account("a", 1))
+            .expect("insert");
+        drop(store);
+        let store = backend.open(test_cipher()).expect("reopen");
+        assert_eq!(store.load_accounts().expect("load").len(), 1);
+    });
 }
 
 #[test]
@@ -172,81 +213,201 @@ fn credentials_are_encrypted_at_rest_and_need_the_key() {
 
 #[test]
 fn plaintext_credentials_from_older_versions_are_encrypted_on_open() {
-    use diesel::connection::SimpleConnection;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("t.db");
-    {
-        let store = Store::open_sqlite(&path, test_cipher()).expect("open");
-        store
-            .insert_account(&api_key_account("a", 1))
-            .expect("insert");
-        store
-            .conn()
-            .expect("conn")
-            .batch_execute("UPDATE accounts SET api_key = 'sk-ant-legacy-plaintext-key'")
-            .expect("downgrade");
-    }
-    let store = Store::open_sqlite(&path, test_cipher()).expect("open");
-    use diesel::prelude::*;
-    let stored: Option<String> = schema::accounts::table
-        .select(schema::accounts::api_key)
-        .first(&mut store.conn().expect("conn"))
-        .expect("row");
-    assert!(
-        stored.as_deref().is_some_and(|v| v.starts_with("enc:v1:")),
-        "{stored:?}"
-    );
-    let a = &store.load_accounts().expect("load")[0];
-    assert_eq!(
-        a.api_key.as_ref().map(Secret::expose),
-        Some("sk-ant-legacy-plaintext-key")
-    );
+    each_backend("plaintext_credentials", |backend| {
+        use diesel::connection::SimpleConnection;
+        {
+            let store = backend.open(test_cipher()).expect("open");
+            store
+                .insert_account(&api_key_account("a", 1))
+                .expect("insert");
+            store
+                .conn()
+                .expect("conn")
+                .batch_execute("UPDATE accounts SET api_key = 'sk-ant-legacy-plaintext-key'")
+                .expect("downgrade");
+        }
+        let store = backend.open(test_cipher()).expect("open");
+        use diesel::prelude::*;
+        let stored: Option<String> = schema::accounts::table
+            .select(schema::accounts::api_key)
+            .first(&mut store.conn().expect("conn"))
+            .expect("row");
+        assert!(
+            stored.as_deref().is_some_and(|v| v.starts_with("enc:v1:")),
+            "{stored:?}"
+        );
+        let a = &store.load_accounts().expect("load")[0];
+        assert_eq!(
+            a.api_key.as_ref().map(Secret::expose),
+            Some("sk-ant-legacy-plaintext-key")
+        );
+        let wrong = Cipher::from_hex(&"43".repeat(32)).expect("key");
+        let err = backend.open(wrong).and_then(|s| s.load_accounts());
+        assert!(matches!(err, Err(StoreError::Decrypt(_))));
+    });
 }
 
 #[test]
 fn retention_deletes_every_old_payload_and_request_in_small_batches() {
-    let (_dir, store) = temp_store();
-    let batch: Vec<LogEntry> = (0..25)
-        .map(|i| LogEntry {
-            // 0..20 are old; 20..25 are recent.
-            record: record(
-                &format!("r{i:03}"),
-                if i < 20 { 1_000 + i } else { 1_000_000 + i },
-                true,
-            ),
-            payload: Some(RequestPayload {
-                request_id: format!("r{i:03}"),
-                request_headers: "{}".into(),
-                request_body: None,
-                response_headers: "{}".into(),
-                response_body: None,
-                truncated: false,
-            }),
-        })
-        .collect();
-    store.insert_requests(&batch).expect("insert");
-    // Payloads older than 500 000 go (all 20 old ones, 3 per transaction); requests
-    // older than 1 010 go (the first 10).
-    let (payloads, requests) = store
-        .delete_older_than(500_000, 1_010, 3)
-        .expect("retention");
-    assert_eq!((payloads, requests), (20, 10));
-    for i in 0..25 {
-        let id = format!("r{i:03}");
-        assert_eq!(
-            store.request_payload(&id).expect("payload").is_some(),
-            i >= 20,
-            "{id}"
-        );
-    }
-    assert_eq!(
-        store
-            .query_requests(&RequestFilter {
-                limit: 100,
-                ..RequestFilter::default()
-            })
-            .expect("rows")
-            .len(),
-        15
+    each_backend(
+        "retention_deletes_every_old_payload_and_request_in_small_batches",
+        |backend| {
+            let store = backend.open(test_cipher()).expect("open");
+            let batch: Vec<LogEntry> = (0..25)
+                .map(|i| LogEntry {
+                    // 0..20 are old; 20..25 are recent.
+                    record: record(
+                        &format!("r{i:03}"),
+                        if i < 20 { 1_000 + i } else { 1_000_000 + i },
+                        true,
+                    ),
+                    payload: Some(RequestPayload {
+                        request_id: format!("r{i:03}"),
+                        request_headers: "{}".into(),
+                        request_body: None,
+                        response_headers: "{}".into(),
+                        response_body: None,
+                        truncated: false,
+                    }),
+                })
+                .collect();
+            store.insert_requests(&batch).expect("insert");
+            // Payloads older than 500 000 go (all 20 old ones, 3 per transaction); requests
+            // older than 1 010 go (the first 10).
+            let (payloads, requests) = store
+                .delete_older_than(500_000, 1_010, 3)
+                .expect("retention");
+            assert_eq!((payloads, requests), (20, 10));
+            for i in 0..25 {
+                let id = format!("r{i:03}");
+                assert_eq!(
+                    store.request_payload(&id).expect("payload").is_some(),
+                    i >= 20,
+                    "{id}"
+                );
+            }
+            assert_eq!(
+                store
+                    .query_requests(&RequestFilter {
+                        limit: 100,
+                        ..RequestFilter::default()
+                    })
+                    .expect("rows")
+                    .len(),
+                15
+            );
+        },
     );
+}
+
+#[test]
+fn two_writers_change_different_columns_without_undoing_each_other() {
+    each_backend("two_writers", |backend| {
+        // Two handles on one database stand for two instances.
+        let (a, b) = (
+            backend.open(test_cipher()).expect("open a"),
+            backend.open(test_cipher()).expect("open b"),
+        );
+        let base = api_key_account("x", 1);
+        a.insert_account(&base).expect("insert");
+        // A counts three requests; B, from the same starting point, benches the account.
+        let mut counted = base.clone();
+        counted.request_count += 3;
+        counted.total_requests += 3;
+        counted.last_used = Some(50);
+        a.save_account_changes(&[AccountDelta {
+            before: base.clone(),
+            after: counted,
+        }])
+        .expect("a saves");
+        let mut benched = base.clone();
+        benched.rate_limited_until = Some(9_999);
+        benched.request_count += 2;
+        benched.total_requests += 2;
+        b.save_account_changes(&[AccountDelta {
+            before: base.clone(),
+            after: benched,
+        }])
+        .expect("b saves");
+        let stored = a.load_account(&base.id).expect("load").expect("row");
+        assert_eq!(stored.rate_limited_until, Some(9_999), "B's bench kept");
+        assert_eq!(stored.request_count, 5, "both instances' requests counted");
+        assert_eq!(stored.total_requests, 5);
+        assert_eq!(stored.last_used, Some(50), "A's column kept");
+        // A reset goes down to the value, not by a delta; no change writes nothing.
+        let mut reset = stored.clone();
+        reset.request_count = 0;
+        b.save_account_changes(&[
+            AccountDelta {
+                before: stored.clone(),
+                after: reset,
+            },
+            AccountDelta {
+                before: stored.clone(),
+                after: stored.clone(),
+            },
+        ])
+        .expect("reset");
+        let after = b.load_account(&base.id).expect("load").expect("row");
+        assert_eq!((after.request_count, after.total_requests), (0, 5));
+        // New tokens are written whole and read back decrypted.
+        let mut signed_in = after.clone();
+        signed_in.kind = AccountKind::Oauth;
+        signed_in.api_key = None;
+        signed_in.refresh_token = Some(Secret::new("sk-ant-ort01-rotated"));
+        signed_in.expires_at = Some(77);
+        a.save_credentials(&signed_in).expect("tokens");
+        let read = b.load_account(&base.id).expect("load").expect("row");
+        assert_eq!(
+            read.refresh_token.as_ref().map(Secret::expose),
+            Some("sk-ant-ort01-rotated")
+        );
+        assert_eq!(
+            (read.kind, read.expires_at, read.api_key.is_none()),
+            (AccountKind::Oauth, Some(77), true)
+        );
+    });
+}
+
+#[test]
+fn postgres_refresh_lock_admits_one_instance_at_a_time() {
+    let Some(db) = super::testing::TestDatabase::create("refresh_lock") else {
+        return;
+    };
+    // Two instances starting together migrate once (under the advisory lock).
+    let url = db.url().to_string();
+    let opened: Vec<Store> = (0..2)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || Store::open_postgres(&url, test_cipher()))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().expect("thread").expect("open"))
+        .collect();
+    let (a, b) = (opened[0].clone(), opened[1].clone());
+    let held = a
+        .lock_refresh("acct")
+        .expect("lock")
+        .expect("postgres locks");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let second = b.lock_refresh("acct").expect("lock");
+        tx.send(()).expect("send");
+        drop(second);
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "the second instance must wait while the first refreshes"
+    );
+    // Another account is not held up.
+    drop(a.lock_refresh("other").expect("lock"));
+    held.release();
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the second instance gets the lock once it is released");
+    waiter.join().expect("thread");
+    // SQLite has one instance: no lock.
+    let (_dir, sqlite) = temp_store();
+    assert!(sqlite.lock_refresh("acct").expect("lock").is_none());
 }

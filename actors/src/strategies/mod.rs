@@ -65,6 +65,10 @@ pub trait Strategy: Send + 'static {
     ) -> Option<i64> {
         None
     }
+
+    /// The registry published a new pool (it may carry a session another
+    /// instance started).
+    fn pool_changed(&mut self, _pool: &[Arc<Account>], _now_ms: i64) {}
 }
 
 /// Every strategy this build offers, with what it is for.

@@ -70,4 +70,19 @@ impl Strategy for SessionStrategy {
         self.active = Some((account.id.clone(), ctx.now_ms));
         Some(ctx.now_ms)
     }
+
+    /// Instances sharing a database share the session: a newer one started
+    /// elsewhere (seen in the stored accounts) becomes this instance's too.
+    fn pool_changed(&mut self, pool: &[Arc<Account>], now_ms: i64) {
+        let newest = pool
+            .iter()
+            .filter_map(|a| a.session_start.map(|s| (a.id.clone(), s)))
+            .filter(|(_, s)| now_ms - s < self.duration_ms)
+            .max_by_key(|(_, s)| *s);
+        if let Some((id, start)) = newest {
+            if self.active.as_ref().is_none_or(|(_, mine)| start > *mine) {
+                self.active = Some((id, start));
+            }
+        }
+    }
 }

@@ -5,6 +5,9 @@
 -- transaction as its rows; retention and history clears take out what they delete
 -- (actors/src/store/rollup.rs).
 --
+-- Numbered after 000010_instance (it came later): databases at any earlier version
+-- get it in order. The backfill sums the rows of every instance_id together.
+--
 -- Key columns are NOT NULL so that the primary key can be an upsert target in SQLite
 -- and PostgreSQL alike (NULLs never conflict): '' stands for a missing account id,
 -- model or key name, 0 for a missing status code. Sums count a missing value as 0.

@@ -1,0 +1,38 @@
+//! Giving freed heap back to the operating system.
+//!
+//! glibc's malloc keeps memory freed by one thread in that thread's arena for reuse, and
+//! only returns the top of the main arena by itself. Under a burst of large streams
+//! (payload captures, SSE buffers) the daemon's resident size therefore steps up and
+//! stays there, even though the live heap is back to a few megabytes (measured with
+//! heaptrack in the soak test, `docs/testing.md`). `malloc_trim(0)` walks every arena
+//! and hands whole free pages back, so the resident size follows the live heap again.
+//! Other allocators and platforms return memory on their own; there this is a no-op.
+
+use std::time::Duration;
+
+/// How often the daemon trims. A trim takes well under a millisecond on a heap of
+/// this size, so every few seconds costs nothing measurable and keeps the RSS flat.
+pub const TRIM_EVERY: Duration = Duration::from_secs(10);
+
+/// Returns freed heap pages to the operating system (glibc only).
+#[allow(unsafe_code)]
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only takes malloc's own locks and touches no Rust-visible
+    // memory; it is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Trims every [`TRIM_EVERY`] for as long as the runtime runs, on a blocking thread so
+/// that the arbiter running the engine's actors never waits for it.
+pub async fn trim_loop() {
+    let mut tick = actix_web::rt::time::interval(TRIM_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // A failed join only means the runtime is shutting down.
+        let _ = actix_web::rt::task::spawn_blocking(release_free_memory).await;
+    }
+}
