@@ -213,6 +213,7 @@ impl Store {
     pub fn clear_history(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         Ok(conn.transaction(|c| {
+            rollup::lock_out_writers(c)?;
             diesel::delete(schema::request_payloads::table).execute(c)?;
             rollup::clear(c)?;
             diesel::delete(schema::requests::table).execute(c)

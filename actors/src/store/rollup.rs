@@ -10,6 +10,9 @@
 //!   grain and table for the whole batch (the batch is summed in memory first);
 //!   retention deletes take what they delete back out
 //!   ([`Store::delete_requests_in_batches`]); [`clear`] empties both with the history.
+//!   Every write is an increment (`c = c + excluded.c`), never a read-modify-write,
+//!   so several instances writing to one PostgreSQL add up; the keys of a batch are
+//!   upserted in one fixed order, so two writers' transactions never deadlock.
 //! - Reads: a range is split into whole hours (hour rows), the whole minutes left at
 //!   its ends (minute rows) and the partial minutes at the very ends (`requests`
 //!   rows), and the parts are summed together in SQL, so every figure is exact for
@@ -25,7 +28,7 @@
 
 use super::connection::MultiBackend;
 use super::queries::{AnalyticsFilter, BucketRow, GroupRow, StatusFilter};
-use super::{AnyConnection, RequestRecord, Store, StoreError};
+use super::{AnyConnection, Dialect, RequestRecord, Store, StoreError};
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql, QueryableByName};
 use diesel::prelude::*;
@@ -189,7 +192,7 @@ impl<'a> From<&'a Removed> for Contribution<'a> {
 
 /// The primary key of a rollup row: of `request_rollups` when `full`, else of
 /// `request_account_rollups` (then the key name is empty and the status code 0).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Key<'a> {
     full: bool,
     grain: i64,
@@ -456,14 +459,19 @@ where
 static RT_COLUMNS: std::sync::LazyLock<Vec<String>> =
     std::sync::LazyLock::new(|| (0..RT_BINS).map(|k| format!("rt_{k}")).collect());
 
-/// Adds summed rows into the tables, one cached upsert per key.
+/// Adds summed rows into the tables, one cached upsert per key, in key order: every
+/// writer locks the rows it shares with another (the current hour's, say) in the
+/// same order, so concurrent transactions on PostgreSQL wait for each other instead
+/// of deadlocking.
 fn upsert<C>(conn: &mut C, rows: &HashMap<Key<'_>, Sums>) -> QueryResult<()>
 where
     C: Connection,
     for<'x> UpsertRow<'x, true>: QueryFragment<C::Backend>,
     for<'x> UpsertRow<'x, false>: QueryFragment<C::Backend>,
 {
-    for (key, sums) in rows {
+    let mut ordered: Vec<(&Key<'_>, &Sums)> = rows.iter().collect();
+    ordered.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    for (key, sums) in ordered {
         if key.full {
             UpsertRow::<true> { key, sums }.execute(conn)?;
         } else {
@@ -508,6 +516,8 @@ fn subtract(conn: &mut AnyConnection, removed: &[Removed]) -> QueryResult<()> {
             } else {
                 "request_account_rollups"
             };
+            // Under PostgreSQL's READ COMMITTED a row another instance has just added
+            // to is re-checked after its lock is released, and then kept.
             let sql = format!(
                 "DELETE FROM {table} WHERE grain_ms = ? AND bucket_ms >= ? AND bucket_ms <= ? \
                  AND requests <= 0"
@@ -522,7 +532,23 @@ fn subtract(conn: &mut AnyConnection, removed: &[Removed]) -> QueryResult<()> {
     Ok(())
 }
 
-/// Empties the rollups (with the history, in the caller's transaction).
+/// Keeps every other writer out of `requests` (and so of the rollups, which only
+/// writers of `requests` touch) until the caller's transaction ends: on PostgreSQL
+/// a history clear must not run while another instance's batch is in flight, or it
+/// would delete that batch's rollup increments but not its rows (inserted rows
+/// uncommitted at the DELETE survive it), and its DELETEs and the batch's upserts
+/// could deadlock. SQLite has one writer at a time anyway.
+pub(super) fn lock_out_writers(conn: &mut AnyConnection) -> QueryResult<()> {
+    if conn.dialect() == Dialect::Postgres {
+        // Conflicts with the ROW EXCLUSIVE lock every INSERT and DELETE takes, and
+        // with itself.
+        diesel::sql_query("LOCK TABLE requests IN SHARE ROW EXCLUSIVE MODE").execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Empties the rollups (with the history, in the caller's transaction, after
+/// [`lock_out_writers`]).
 pub(super) fn clear(conn: &mut AnyConnection) -> QueryResult<()> {
     diesel::sql_query("DELETE FROM request_rollups").execute(conn)?;
     diesel::sql_query("DELETE FROM request_account_rollups").execute(conn)?;
@@ -541,6 +567,9 @@ impl Store {
         let mut total = 0;
         loop {
             let mut conn = self.conn()?;
+            // RETURNING gives exactly the rows this transaction deleted: on PostgreSQL
+            // a row another instance's retention deleted first is not returned here,
+            // so each row is taken out of the rollups once.
             let sql = conn
                 .sql(
                     "DELETE FROM requests WHERE id IN \
@@ -1051,6 +1080,12 @@ impl Store {
     ) -> Result<Analytics, StoreError> {
         let mut conn = self.conn()?;
         Ok(conn.transaction(|c| {
+            if c.dialect() == Dialect::Postgres {
+                // One snapshot for all six queries (READ COMMITTED would give each
+                // its own, and another instance's batch could land in between).
+                diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(c)?;
+            }
             let totals = summed(c, f)?;
             let buckets = bucketed(c, f, bucket_ms, false)?;
             let by_model = grouped(c, f, true)?;

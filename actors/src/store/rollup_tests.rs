@@ -1,8 +1,9 @@
 //! Rollup correctness: analytics on generated histories against sums computed here
 //! from the records themselves, for ranges that cut minutes and hours, with every
 //! filter; the rollups after retention and clears; the migration's backfill against
-//! the rollups the writer keeps; percentiles against exact ones. Each runs on SQLite,
-//! then on PostgreSQL when `CLAUDEFLARE_TEST_DATABASE_URL` names a server.
+//! the rollups the writer keeps; percentiles against exact ones; two instances
+//! writing to one PostgreSQL at once. Each runs on SQLite, then on PostgreSQL when
+//! `CLAUDEFLARE_TEST_DATABASE_URL` names a server.
 
 use super::*;
 use crate::store::tests::{each_backend, test_cipher};
@@ -527,4 +528,93 @@ fn percentiles_are_exact_for_small_ranges_and_within_ten_percent_beyond() {
 fn sorted(mut v: Vec<(Option<String>, i64)>) -> Vec<(Option<String>, i64)> {
     v.sort();
     v
+}
+
+/// The requests stored now, as the records they were written from.
+fn stored(store: &Store, written: &[RequestRecord]) -> Vec<RequestRecord> {
+    let ids: std::collections::HashSet<String> = store
+        .query_requests(&crate::store::RequestFilter {
+            limit: i64::MAX,
+            ..Default::default()
+        })
+        .expect("requests")
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    written
+        .iter()
+        .filter(|r| ids.contains(&r.id))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn two_instances_writing_at_once_keep_the_rollups_exact() {
+    each_backend("two_instances_rollups", |backend| {
+        // Two stores on one database are two instances (two pools).
+        let instances = [
+            backend.open(test_cipher()).expect("open a"),
+            backend.open(test_cipher()).expect("open b"),
+        ];
+        let records: Vec<RequestRecord> = (0..6_000)
+            .map(|i| record(i, T0 + (i as i64 * 20 * MINUTE) / 6_000))
+            .collect();
+        let whole = AnalyticsFilter {
+            from_ms: T0,
+            to_ms: T0 + HOUR,
+            ..AnalyticsFilter::default()
+        };
+        // Four writers, two per instance, interleaved so that every batch adds to
+        // the same hour rows and mostly the same minute rows as the others; with
+        // `cleanup` running on the other instance meanwhile.
+        let run = |records: &[RequestRecord], cleanup: &(dyn Fn(&Store) + Sync)| {
+            std::thread::scope(|s| {
+                for w in 0..4 {
+                    let store = &instances[w % 2];
+                    let mine: Vec<LogEntry> = records
+                        .iter()
+                        .skip(w)
+                        .step_by(4)
+                        .map(|r| LogEntry {
+                            record: r.clone(),
+                            payload: None,
+                        })
+                        .collect();
+                    s.spawn(move || {
+                        for batch in mine.chunks(50) {
+                            store.insert_requests(batch).expect("insert");
+                        }
+                    });
+                }
+                s.spawn(|| cleanup(&instances[1]));
+            });
+        };
+
+        // Retention at the same time: what is left is in the rollups exactly once.
+        let cut = T0 + 7 * MINUTE + 30_000;
+        run(&records[..3_000], &|store: &Store| {
+            for _ in 0..20 {
+                store.delete_older_than(0, cut, 40).expect("retention");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        let left = stored(&instances[0], &records[..3_000]);
+        assert!(left.len() < 3_000, "retention deleted nothing");
+        let live = rollup_rows(&instances[0]);
+        backfill(&instances[0]);
+        assert_eq!(rollup_rows(&instances[0]), live);
+        check(&instances[0], &left, &whole, MINUTE);
+
+        // A history clear at the same time: the batches written after it are the
+        // history, and the rollups are theirs.
+        run(&records[3_000..], &|store: &Store| {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            store.clear_history().expect("clear");
+        });
+        let left = stored(&instances[0], &records);
+        let live = rollup_rows(&instances[0]);
+        backfill(&instances[0]);
+        assert_eq!(rollup_rows(&instances[0]), live);
+        check(&instances[1], &left, &whole, MINUTE);
+    });
 }
