@@ -7,12 +7,14 @@
 //! one logger batch on top of that history.
 //!
 //! Run: `cargo bench -p claudeflare-actors --bench analytics` (about 3 minutes;
-//! `ANALYTICS_ROWS=100000` for a quick look).
+//! `ANALYTICS_ROWS=100000` for a quick look). `ANALYTICS_DB` names a SQLite file or
+//! a `postgres://` URL to use instead of a temporary file (its rows are reused when
+//! it has some), so the same bench measures PostgreSQL.
 
 use claudeflare_actors::clock::now_ms;
 use claudeflare_actors::secrets::Cipher;
 use claudeflare_actors::store::{
-    AnalyticsFilter, LogEntry, RequestFilter, RequestPayload, RequestRecord, Store,
+    AnalyticsFilter, Dialect, LogEntry, RequestFilter, RequestPayload, RequestRecord, Store,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
@@ -96,15 +98,25 @@ fn entry(record: RequestRecord, payload: bool) -> LogEntry {
 }
 
 /// A store holding `rows` requests spread evenly over the 24 hours before `now`.
-/// With `ANALYTICS_DB` set, that file is used, and generated only when it holds no
-/// requests yet (then `now` is its newest request's time).
+/// With `ANALYTICS_DB` set, that SQLite file or PostgreSQL database is used, and
+/// generated only when it holds no requests yet (then `now` is its newest request's
+/// time).
 fn generate(rows: u64, now: i64) -> (tempfile::TempDir, Store, i64) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = std::env::var("ANALYTICS_DB")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| dir.path().join("bench.db"));
-    let store =
-        Store::open_sqlite(&path, Cipher::from_hex(&"42".repeat(32)).expect("key")).expect("open");
+    let cipher = Cipher::from_hex(&"42".repeat(32)).expect("key");
+    let (store, shown) = match std::env::var("ANALYTICS_DB") {
+        Ok(url) if Dialect::of_url(&url) == Dialect::Postgres => (
+            Store::open_postgres(&url, cipher).expect("open"),
+            "the PostgreSQL database".to_string(),
+        ),
+        db => {
+            let path = db
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|_| dir.path().join("bench.db"));
+            let shown = path.display().to_string();
+            (Store::open_sqlite(&path, cipher).expect("open"), shown)
+        }
+    };
     let newest = store
         .query_requests(&RequestFilter {
             limit: 1,
@@ -112,7 +124,7 @@ fn generate(rows: u64, now: i64) -> (tempfile::TempDir, Store, i64) {
         })
         .expect("newest");
     if let Some(r) = newest.first() {
-        eprintln!("using the requests already in {}", path.display());
+        eprintln!("using the requests already in {shown}");
         return (dir, store, r.timestamp);
     }
     let mut rng = fastrand::Rng::with_seed(6);
