@@ -618,3 +618,61 @@ fn two_instances_writing_at_once_keep_the_rollups_exact() {
         check(&instances[1], &left, &whole, MINUTE);
     });
 }
+
+#[test]
+fn a_database_from_before_the_rollups_gets_them_built_from_its_history() {
+    use crate::store::tests::Backend;
+    use diesel::migration::MigrationSource;
+    use diesel_migrations::MigrationHarness;
+    each_backend("rollups_upgrade", |backend| {
+        // A database at the version before the rollups (main's head: SQLite up to
+        // 000010_instance, PostgreSQL its init), holding a history from two
+        // instances.
+        let (mut conn, migrations) = match backend {
+            Backend::Sqlite(dir) => (
+                AnyConnection::Sqlite(
+                    diesel::SqliteConnection::establish(&dir.path().join("t.db").to_string_lossy())
+                        .expect("sqlite"),
+                ),
+                crate::store::SQLITE_MIGRATIONS,
+            ),
+            Backend::Postgres(db) => (
+                AnyConnection::Postgres(diesel::PgConnection::establish(db.url()).expect("pg")),
+                crate::store::POSTGRES_MIGRATIONS,
+            ),
+        };
+        diesel::migration::MigrationConnection::setup(&mut conn).expect("migrations table");
+        let earlier = MigrationSource::<MultiBackend>::migrations(&migrations).expect("list");
+        for m in earlier
+            .iter()
+            .filter(|m| !m.name().to_string().ends_with("_request_rollups"))
+        {
+            conn.run_migration(m).expect("earlier migration");
+        }
+        let records: Vec<RequestRecord> = (0..3_000)
+            .map(|i| record(i, T0 + 13_000 + i as i64 * 4_999))
+            .collect();
+        for r in &records {
+            diesel::insert_into(crate::store::schema::requests::table)
+                .values(r)
+                .execute(&mut conn)
+                .expect("insert");
+        }
+        drop(conn);
+
+        // Opening it runs the rollup migration, whose backfill builds what the
+        // writer would have kept.
+        let store = backend.open(test_cipher()).expect("upgrade");
+        let built = rollup_rows(&store);
+        assert!(built.len() > 100);
+        {
+            let mut conn = store.conn().expect("conn");
+            clear(&mut conn).expect("clear");
+            add(&mut *conn, records.iter()).expect("add");
+        }
+        assert_eq!(rollup_rows(&store), built);
+        for f in filters(T0 + 30 * MINUTE + 1_234, T0 + 4 * HOUR + 5 * MINUTE) {
+            check(&store, &records, &f, HOUR);
+        }
+    });
+}
