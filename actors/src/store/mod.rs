@@ -97,6 +97,10 @@ struct TotalsRow {
     cost_usd: f64,
 }
 
+/// PostgreSQL session settings of every pooled connection: a statement stuck on a
+/// lock must not hold a pool connection forever.
+const POSTGRES_SESSION: &str = "SET statement_timeout = 30000;";
+
 #[derive(Debug)]
 struct SessionSettings;
 
@@ -106,8 +110,7 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings
             Dialect::Sqlite => {
                 "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
             }
-            // A statement stuck on a lock must not hold a pool connection forever.
-            Dialect::Postgres => "SET statement_timeout = 30000;",
+            Dialect::Postgres => POSTGRES_SESSION,
         };
         conn.batch_execute(settings)
             .map_err(diesel::r2d2::Error::QueryError)
@@ -243,6 +246,12 @@ impl Store {
         let migrations = match self.dialect {
             Dialect::Sqlite => SQLITE_MIGRATIONS,
             Dialect::Postgres => {
+                // No statement timeout while migrating: waiting for another
+                // instance's migration, and the analytics rollups' backfill of an
+                // existing history (one statement of ~7 s per million requests on
+                // a 2-core box), can both take longer than 30 s.
+                conn.batch_execute("SET statement_timeout = 0;")
+                    .map_err(|e| StoreError::Migration(e.to_string()))?;
                 diesel::sql_query("SELECT pg_advisory_lock($1)")
                     .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
                     .execute(&mut *conn)
@@ -255,12 +264,16 @@ impl Store {
             .run_pending_migrations(migrations)
             .map(|_| ())
             .map_err(|e| StoreError::Migration(e.to_string()));
+        let mut restored = Ok(());
         if self.dialect == Dialect::Postgres {
             // Also released when the connection closes, should this fail.
             let _ = conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"));
+            // The connection goes back to the pool: with the pool's settings.
+            restored = conn.batch_execute(POSTGRES_SESSION);
         }
         drop(conn);
         ran?;
+        restored?;
         self.encrypt_plaintext_secrets()
     }
 

@@ -411,3 +411,26 @@ fn postgres_refresh_lock_admits_one_instance_at_a_time() {
     let (_dir, sqlite) = temp_store();
     assert!(sqlite.lock_refresh("acct").expect("lock").is_none());
 }
+
+#[test]
+fn postgres_migrates_without_a_statement_timeout_and_pools_with_one() {
+    let Some(db) = super::testing::TestDatabase::create("statement_timeout") else {
+        return;
+    };
+    let store = Store::open_postgres(db.url(), test_cipher()).expect("open");
+    // Migrations run with the timeout off (the rollup backfill of a large history
+    // takes longer than 30 s); the migrating connection then goes back to the pool,
+    // so every pooled connection must have the pool's 30 s again.
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+    let mut conns: Vec<_> = (0..8).map(|_| store.conn().expect("conn")).collect();
+    for conn in &mut conns {
+        let s: Setting = diesel::sql_query("SHOW statement_timeout")
+            .get_result(&mut **conn)
+            .expect("show");
+        assert_eq!(s.statement_timeout, "30s");
+    }
+}
