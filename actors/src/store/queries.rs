@@ -287,15 +287,28 @@ impl Store {
             .join("; "))
     }
 
-    /// Reclaims free space and folds the WAL into the main file.
+    /// Reclaims free space and folds the WAL into the main file (SQLite); vacuums
+    /// and analyzes the history tables (PostgreSQL).
     pub fn compact(&self) -> Result<(), StoreError> {
-        let sql = match self.dialect {
-            Dialect::Sqlite => {
-                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);"
+        let mut conn = self.conn()?;
+        match self.dialect {
+            Dialect::Sqlite => conn.batch_execute(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )?,
+            // One VACUUM per statement: several in one string run as one implicit
+            // transaction, where VACUUM is refused. The rollup rows are updated in
+            // place by every batch, so they gather dead versions too.
+            Dialect::Postgres => {
+                for table in [
+                    "requests",
+                    "request_payloads",
+                    "request_account_rollups",
+                    "request_rollups",
+                ] {
+                    conn.batch_execute(&format!("VACUUM ANALYZE {table}"))?;
+                }
             }
-            Dialect::Postgres => "VACUUM ANALYZE requests; VACUUM ANALYZE request_payloads;",
-        };
-        self.conn()?.batch_execute(sql)?;
+        }
         Ok(())
     }
 }
