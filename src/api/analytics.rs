@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use actix_web::{get, web, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
-use claudeflare_actors::store::{blocking, AnalyticsFilter, Breakdown, GroupRow, StatusFilter};
+use claudeflare_actors::store::{blocking, AnalyticsFilter, GroupRow, StatusFilter};
 use claudeflare_actors::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -173,37 +173,15 @@ pub async fn get(
     let cumulative = mode == "cumulative";
     let store = engine.store.clone();
     let f = filter.clone();
-    let result = blocking(move || {
-        let totals = store.summed(&f)?;
-        let buckets = store.bucketed(&f, bucket)?;
-        let by_model = store.grouped(&f, Breakdown::Model)?;
-        let by_account = store.grouped(&f, Breakdown::Account)?;
-        let mut model_perf = Vec::new();
-        let mut model_series = Vec::new();
-        for (i, m) in by_model.iter().enumerate() {
-            let p95 = store.response_time_percentile(&f, m.key.as_deref(), 0.95)?;
-            model_perf.push((m.clone(), p95));
-            if breakdown && i < BREAKDOWN_MODELS {
-                if let Some(model) = &m.key {
-                    let scoped = AnalyticsFilter {
-                        models: vec![model.clone()],
-                        ..f.clone()
-                    };
-                    model_series.push((model.clone(), store.bucketed(&scoped, bucket)?));
-                }
-            }
-        }
-        Ok((
-            totals,
-            buckets,
-            by_model,
-            by_account,
-            model_perf,
-            model_series,
-        ))
-    })
-    .await?;
-    let (totals, buckets, by_model, by_account, model_perf, model_series) = result;
+    let series_models = if breakdown { BREAKDOWN_MODELS } else { 0 };
+    let data = blocking(move || store.analytics(&f, bucket, series_models)).await?;
+    let (totals, by_model, by_account) = (&data.totals, &data.by_model, &data.by_account);
+    let p95 = |model: &Option<String>| {
+        data.p95_by_model
+            .iter()
+            .find(|(m, _)| m == model)
+            .map(|(_, v)| *v)
+    };
     let name = |k: &Option<String>| k.clone().unwrap_or_else(|| "unknown".into());
 
     let mut body = json!({
@@ -223,13 +201,13 @@ pub async fn get(
             "requests": totals.requests,
             "successRate": ratio(totals.successes, totals.requests),
             "errorRate": ratio(totals.requests - totals.successes, totals.requests),
-            "totalTokens": tokens(&totals),
+            "totalTokens": tokens(totals),
             "totalCostUsd": totals.cost_usd,
             "avgResponseTime": totals.avg_response_time_ms,
             "avgTokensPerSecond": totals.avg_output_tokens_per_second,
-            "cacheHitRate": cache_hit_rate(&totals),
+            "cacheHitRate": cache_hit_rate(totals),
         },
-        "timeSeries": series(&buckets, from, to, bucket, cumulative),
+        "timeSeries": series(&data.buckets, from, to, bucket, cumulative),
         "tokenBreakdown": {
             "input": totals.input_tokens,
             "output": totals.output_tokens,
@@ -246,17 +224,18 @@ pub async fn get(
             "costUsd": a.cost_usd,
         })).collect::<Vec<_>>(),
         "costByModel": by_model.iter().map(|m| json!({"model": name(&m.key), "costUsd": m.cost_usd})).collect::<Vec<_>>(),
-        "modelPerformance": model_perf.iter().map(|(m, p95)| json!({
+        "modelPerformance": by_model.iter().map(|m| json!({
             "model": name(&m.key),
             "requests": m.requests,
             "avgResponseTime": m.avg_response_time_ms,
-            "p95ResponseTime": p95,
+            "p95ResponseTime": p95(&m.key),
             "errorRate": ratio(m.requests - m.successes, m.requests),
             "avgTokensPerSecond": m.avg_output_tokens_per_second,
         })).collect::<Vec<_>>(),
     });
     if breakdown {
-        let per_model: serde_json::Map<String, Value> = model_series
+        let per_model: serde_json::Map<String, Value> = data
+            .series_by_model
             .iter()
             .map(|(m, rows)| {
                 (

@@ -210,6 +210,19 @@ async fn both_instances_write_one_history() {
     assert_eq!(stats["instanceId"], "b");
     let (_, analytics) = b.get_json("/api/analytics?range=1h").await;
     assert_eq!(analytics["totals"]["requests"], 5, "{analytics}");
+    // The whole day reads hour and minute rollups too: both instances' batches are
+    // in them.
+    let (_, day) = a
+        .get_json("/api/analytics?range=24h&modelBreakdown=true")
+        .await;
+    assert_eq!(day["totals"]["requests"], 5, "{day}");
+    let per_model: i64 = day["modelPerformance"]
+        .as_array()
+        .expect("modelPerformance")
+        .iter()
+        .filter_map(|m| m["requests"].as_i64())
+        .sum();
+    assert_eq!(per_model, 5, "{day}");
 }
 
 #[actix_web::test]

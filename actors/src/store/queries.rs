@@ -2,7 +2,7 @@
 //! payload, aggregates for stats and analytics, and maintenance (retention, compact).
 //! Aggregates run in SQL; nothing here loads the history into memory.
 
-use super::{schema, AnyConnection, Dialect, RequestPayload, RequestRecord, Store, StoreError};
+use super::{rollup, schema, Dialect, RequestPayload, RequestRecord, Store, StoreError};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
@@ -100,87 +100,6 @@ pub enum Breakdown {
     Account,
 }
 
-const SUMS: &str = "COUNT(*) AS requests, \
-    CAST(COALESCE(SUM(CASE WHEN success THEN 1 ELSE 0 END), 0) AS BIGINT) AS successes, \
-    CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
-    CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
-    CAST(COALESCE(SUM(cache_read_input_tokens), 0) AS BIGINT) AS cache_read_input_tokens, \
-    CAST(COALESCE(SUM(cache_creation_input_tokens), 0) AS BIGINT) AS cache_creation_input_tokens, \
-    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION) AS cost_usd, \
-    CAST(COALESCE(AVG(response_time_ms), 0) AS DOUBLE PRECISION) AS avg_response_time_ms, \
-    CAST(AVG(output_tokens_per_second) AS DOUBLE PRECISION) AS avg_output_tokens_per_second";
-
-/// Builds the WHERE clause of an analytics query with its bound values.
-struct Where {
-    sql: String,
-    texts: Vec<String>,
-    numbers: Vec<i64>,
-}
-
-/// The bound values of a [`Where`], in the order the placeholders appear:
-/// `from`, `to`, then any numbers (status code), then the texts.
-fn where_clause(f: &AnalyticsFilter) -> Where {
-    let mut sql = String::from("timestamp >= ? AND timestamp < ?");
-    let mut numbers = Vec::new();
-    let mut texts = Vec::new();
-    match &f.status {
-        Some(StatusFilter::Success) => sql.push_str(" AND success"),
-        Some(StatusFilter::Error) => sql.push_str(" AND NOT success"),
-        Some(StatusFilter::Code(c)) => {
-            sql.push_str(" AND status_code = ?");
-            numbers.push(i64::from(*c));
-        }
-        None => {}
-    }
-    if !f.accounts.is_empty() {
-        let marks = vec!["?"; f.accounts.len()].join(", ");
-        sql.push_str(&format!(
-            " AND (account_name IN ({marks}) OR account_id IN ({marks}))"
-        ));
-        texts.extend(f.accounts.iter().cloned());
-        texts.extend(f.accounts.iter().cloned());
-    }
-    if !f.models.is_empty() {
-        let marks = vec!["?"; f.models.len()].join(", ");
-        sql.push_str(&format!(" AND model IN ({marks})"));
-        texts.extend(f.models.iter().cloned());
-    }
-    if !f.keys.is_empty() {
-        let marks = vec!["?"; f.keys.len()].join(", ");
-        sql.push_str(&format!(" AND api_key_name IN ({marks})"));
-        texts.extend(f.keys.iter().cloned());
-    }
-    Where {
-        sql,
-        texts,
-        numbers,
-    }
-}
-
-/// Runs an aggregate with the filter's binds (diesel's boxed raw queries).
-fn run<T: QueryableByName<MultiBackend> + 'static>(
-    conn: &mut AnyConnection,
-    sql: String,
-    f: &AnalyticsFilter,
-    w: &Where,
-    extra: &[i64],
-) -> QueryResult<Vec<T>> {
-    let mut q = diesel::sql_query(conn.sql(&sql)).into_boxed::<MultiBackend>();
-    for n in extra {
-        q = q.bind::<BigInt, _>(*n);
-    }
-    q = q.bind::<BigInt, _>(f.from_ms).bind::<BigInt, _>(f.to_ms);
-    for n in &w.numbers {
-        q = q.bind::<BigInt, _>(*n);
-    }
-    for t in &w.texts {
-        q = q.bind::<Text, _>(t.clone());
-    }
-    q.load(conn)
-}
-
-use super::connection::MultiBackend;
-
 impl Store {
     /// A page of the history, newest first.
     pub fn query_requests(&self, f: &RequestFilter) -> Result<Vec<RequestRecord>, StoreError> {
@@ -255,18 +174,13 @@ impl Store {
         self.grouped(&f, by)
     }
 
-    /// Aggregates per model or per account within the filter.
+    /// Aggregates per model or per account within the filter (from the rollups).
     pub fn grouped(&self, f: &AnalyticsFilter, by: Breakdown) -> Result<Vec<GroupRow>, StoreError> {
-        let column = match by {
-            Breakdown::Model => "model",
-            Breakdown::Account => "account_name",
-        };
-        let w = where_clause(f);
-        let sql = format!(
-            "SELECT {column} AS key, {SUMS} FROM requests WHERE {} GROUP BY {column} ORDER BY requests DESC",
-            w.sql
-        );
-        Ok(run(&mut *self.conn()?, sql, f, &w, &[])?)
+        Ok(rollup::grouped(
+            &mut *self.conn()?,
+            f,
+            by == Breakdown::Model,
+        )?)
     }
 
     /// Aggregates per time bucket of `bucket_ms` within the filter, oldest first.
@@ -275,77 +189,33 @@ impl Store {
         f: &AnalyticsFilter,
         bucket_ms: i64,
     ) -> Result<Vec<BucketRow>, StoreError> {
-        let w = where_clause(f);
-        let sql = format!(
-            "SELECT (timestamp / ?) * ? AS bucket, NULL AS key, {SUMS} FROM requests WHERE {} GROUP BY bucket ORDER BY bucket",
-            w.sql
-        );
-        Ok(run(
-            &mut *self.conn()?,
-            sql,
-            f,
-            &w,
-            &[bucket_ms.max(1), bucket_ms.max(1)],
-        )?)
+        Ok(rollup::bucketed(&mut *self.conn()?, f, bucket_ms, false)?)
     }
 
     /// The totals within the filter.
     pub fn summed(&self, f: &AnalyticsFilter) -> Result<GroupRow, StoreError> {
-        let w = where_clause(f);
-        let sql = format!("SELECT NULL AS key, {SUMS} FROM requests WHERE {}", w.sql);
-        let rows: Vec<GroupRow> = run(&mut *self.conn()?, sql, f, &w, &[])?;
-        Ok(rows.into_iter().next().unwrap_or_default())
+        Ok(rollup::summed(&mut *self.conn()?, f)?)
     }
 
-    /// The `pct` percentile (0..1) of response times of one model within the filter.
-    pub fn response_time_percentile(
+    /// The `percent` percentile of response times per model within the filter:
+    /// exact for small ranges, within 10% beyond (see `rollup`).
+    pub fn response_time_percentiles(
         &self,
         f: &AnalyticsFilter,
-        model: Option<&str>,
-        pct: f64,
-    ) -> Result<Option<i64>, StoreError> {
-        #[derive(QueryableByName)]
-        struct Value {
-            #[diesel(sql_type = BigInt)]
-            v: i64,
-        }
-        let mut scoped = f.clone();
-        let model_clause = match model {
-            Some(m) => {
-                scoped.models = vec![m.to_string()];
-                ""
-            }
-            None => " AND model IS NULL",
-        };
-        let w = where_clause(&scoped);
-        let count: Vec<Value> = run(
-            &mut *self.conn()?,
-            format!(
-                "SELECT COUNT(*) AS v FROM requests WHERE {}{model_clause}",
-                w.sql
-            ),
-            &scoped,
-            &w,
-            &[],
-        )?;
-        let n = count.first().map_or(0, |c| c.v);
-        if n == 0 {
-            return Ok(None);
-        }
-        let offset = ((n as f64 * pct).ceil() as i64 - 1).clamp(0, n - 1);
-        let sql = format!(
-            "SELECT response_time_ms AS v FROM requests WHERE {}{model_clause} ORDER BY response_time_ms LIMIT 1 OFFSET {offset}",
-            w.sql
-        );
-        let rows: Vec<Value> = run(&mut *self.conn()?, sql, &scoped, &w, &[])?;
-        Ok(rows.first().map(|r| r.v))
+        percent: i64,
+    ) -> Result<Vec<(Option<String>, i64)>, StoreError> {
+        let mut conn = self.conn()?;
+        let requests = rollup::summed(&mut conn, f)?.requests;
+        Ok(rollup::percentiles(&mut conn, f, percent, requests)?)
     }
 
     /// Deletes every request and payload (stats reset, history clear).
     pub fn clear_history(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn()?;
         Ok(conn.transaction(|c| {
+            rollup::lock_out_writers(c)?;
             diesel::delete(schema::request_payloads::table).execute(c)?;
+            rollup::clear(c)?;
             diesel::delete(schema::requests::table).execute(c)
         })?)
     }
@@ -368,12 +238,7 @@ impl Store {
             payload_before_ms,
             batch,
         )?;
-        let requests = self.delete_in_batches(
-            "DELETE FROM requests WHERE id IN \
-             (SELECT id FROM requests WHERE timestamp < ? LIMIT ?)",
-            request_before_ms,
-            batch,
-        )?;
+        let requests = self.delete_requests_in_batches(request_before_ms, batch)?;
         Ok((payloads, requests))
     }
 
@@ -422,15 +287,28 @@ impl Store {
             .join("; "))
     }
 
-    /// Reclaims free space and folds the WAL into the main file.
+    /// Reclaims free space and folds the WAL into the main file (SQLite); vacuums
+    /// and analyzes the history tables (PostgreSQL).
     pub fn compact(&self) -> Result<(), StoreError> {
-        let sql = match self.dialect {
-            Dialect::Sqlite => {
-                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);"
+        let mut conn = self.conn()?;
+        match self.dialect {
+            Dialect::Sqlite => conn.batch_execute(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )?,
+            // One VACUUM per statement: several in one string run as one implicit
+            // transaction, where VACUUM is refused. The rollup rows are updated in
+            // place by every batch, so they gather dead versions too.
+            Dialect::Postgres => {
+                for table in [
+                    "requests",
+                    "request_payloads",
+                    "request_account_rollups",
+                    "request_rollups",
+                ] {
+                    conn.batch_execute(&format!("VACUUM ANALYZE {table}"))?;
+                }
             }
-            Dialect::Postgres => "VACUUM ANALYZE requests; VACUUM ANALYZE request_payloads;",
-        };
-        self.conn()?.batch_execute(sql)?;
+        }
         Ok(())
     }
 }

@@ -54,13 +54,13 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 }
 
 /// Where a test's database lives; `open` may be called again (a restart).
-enum Backend {
+pub(super) enum Backend {
     Sqlite(tempfile::TempDir),
     Postgres(super::testing::TestDatabase),
 }
 
 impl Backend {
-    fn open(&self, cipher: Cipher) -> Result<Store, StoreError> {
+    pub(super) fn open(&self, cipher: Cipher) -> Result<Store, StoreError> {
         match self {
             Backend::Sqlite(dir) => Store::open_sqlite(&dir.path().join("t.db"), cipher),
             Backend::Postgres(db) => Store::open_postgres(db.url(), cipher),
@@ -70,7 +70,7 @@ impl Backend {
 
 /// Runs a store test against SQLite, then against a fresh PostgreSQL database
 /// when one is configured (`CLAUDEFLARE_TEST_DATABASE_URL`).
-fn each_backend(name: &str, test: impl Fn(&Backend)) {
+pub(super) fn each_backend(name: &str, test: impl Fn(&Backend)) {
     test(&Backend::Sqlite(tempfile::tempdir().expect("temp dir")));
     if let Some(db) = super::testing::TestDatabase::create(name) {
         test(&Backend::Postgres(db));
@@ -296,6 +296,9 @@ fn retention_deletes_every_old_payload_and_request_in_small_batches() {
                     .len(),
                 15
             );
+            // Space back after retention, on either database.
+            store.compact().expect("compact");
+            assert_eq!(store.integrity_check().expect("check"), "ok");
         },
     );
 }
@@ -410,4 +413,27 @@ fn postgres_refresh_lock_admits_one_instance_at_a_time() {
     // SQLite has one instance: no lock.
     let (_dir, sqlite) = temp_store();
     assert!(sqlite.lock_refresh("acct").expect("lock").is_none());
+}
+
+#[test]
+fn postgres_migrates_without_a_statement_timeout_and_pools_with_one() {
+    let Some(db) = super::testing::TestDatabase::create("statement_timeout") else {
+        return;
+    };
+    let store = Store::open_postgres(db.url(), test_cipher()).expect("open");
+    // Migrations run with the timeout off (the rollup backfill of a large history
+    // takes longer than 30 s); the migrating connection then goes back to the pool,
+    // so every pooled connection must have the pool's 30 s again.
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement_timeout: String,
+    }
+    let mut conns: Vec<_> = (0..8).map(|_| store.conn().expect("conn")).collect();
+    for conn in &mut conns {
+        let s: Setting = diesel::sql_query("SHOW statement_timeout")
+            .get_result(&mut **conn)
+            .expect("show");
+        assert_eq!(s.statement_timeout, "30s");
+    }
 }

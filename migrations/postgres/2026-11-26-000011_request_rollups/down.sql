@@ -1,0 +1,2 @@
+DROP TABLE request_rollups;
+DROP TABLE request_account_rollups;
