@@ -115,26 +115,34 @@ pub(super) struct Contribution<'a> {
     output_tokens_per_second: Option<f64>,
 }
 
-impl<'a> From<&'a RequestRecord> for Contribution<'a> {
-    fn from(r: &'a RequestRecord) -> Self {
-        Contribution {
-            timestamp: r.timestamp,
-            account_id: r.account_id.as_deref().unwrap_or(""),
-            account_name: &r.account_name,
-            model: r.model.as_deref().unwrap_or(""),
-            api_key_name: r.api_key_name.as_deref().unwrap_or(""),
-            status_code: r.status_code.unwrap_or(0),
-            success: r.success,
-            response_time_ms: r.response_time_ms,
-            input_tokens: r.input_tokens.unwrap_or(0),
-            output_tokens: r.output_tokens.unwrap_or(0),
-            cache_read_input_tokens: r.cache_read_input_tokens.unwrap_or(0),
-            cache_creation_input_tokens: r.cache_creation_input_tokens.unwrap_or(0),
-            cost_usd: r.cost_usd.unwrap_or(0.0),
-            output_tokens_per_second: r.output_tokens_per_second,
+/// `From<&$row>` for [`Contribution`]: a stored record and a row a retention delete
+/// returns have the same fields, so they count the same way.
+macro_rules! contribution_from {
+    ($row:ty) => {
+        impl<'a> From<&'a $row> for Contribution<'a> {
+            fn from(r: &'a $row) -> Self {
+                Contribution {
+                    timestamp: r.timestamp,
+                    account_id: r.account_id.as_deref().unwrap_or(""),
+                    account_name: &r.account_name,
+                    model: r.model.as_deref().unwrap_or(""),
+                    api_key_name: r.api_key_name.as_deref().unwrap_or(""),
+                    status_code: r.status_code.unwrap_or(0),
+                    success: r.success,
+                    response_time_ms: r.response_time_ms,
+                    input_tokens: r.input_tokens.unwrap_or(0),
+                    output_tokens: r.output_tokens.unwrap_or(0),
+                    cache_read_input_tokens: r.cache_read_input_tokens.unwrap_or(0),
+                    cache_creation_input_tokens: r.cache_creation_input_tokens.unwrap_or(0),
+                    cost_usd: r.cost_usd.unwrap_or(0.0),
+                    output_tokens_per_second: r.output_tokens_per_second,
+                }
+            }
         }
-    }
+    };
 }
+
+contribution_from!(RequestRecord);
 
 /// A request row as a retention delete returns it.
 #[derive(QueryableByName)]
@@ -169,26 +177,7 @@ struct Removed {
     output_tokens_per_second: Option<f64>,
 }
 
-impl<'a> From<&'a Removed> for Contribution<'a> {
-    fn from(r: &'a Removed) -> Self {
-        Contribution {
-            timestamp: r.timestamp,
-            account_id: r.account_id.as_deref().unwrap_or(""),
-            account_name: &r.account_name,
-            model: r.model.as_deref().unwrap_or(""),
-            api_key_name: r.api_key_name.as_deref().unwrap_or(""),
-            status_code: r.status_code.unwrap_or(0),
-            success: r.success,
-            response_time_ms: r.response_time_ms,
-            input_tokens: r.input_tokens.unwrap_or(0),
-            output_tokens: r.output_tokens.unwrap_or(0),
-            cache_read_input_tokens: r.cache_read_input_tokens.unwrap_or(0),
-            cache_creation_input_tokens: r.cache_creation_input_tokens.unwrap_or(0),
-            cost_usd: r.cost_usd.unwrap_or(0.0),
-            output_tokens_per_second: r.output_tokens_per_second,
-        }
-    }
-}
+contribution_from!(Removed);
 
 /// The primary key of a rollup row: of `request_rollups` when `full`, else of
 /// `request_account_rollups` (then the key name is empty and the status code 0).
