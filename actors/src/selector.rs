@@ -23,7 +23,7 @@ pub struct Skipped {
     pub available_at: Option<i64>,
 }
 
-/// The answer to [`SelectCandidates`].
+/// The answer to [`SelectHandle::select`].
 #[derive(Debug, Default)]
 pub struct Selection {
     /// Accounts to try, in order.
@@ -124,8 +124,8 @@ impl StrategySelector {
         SelectHandle(self.core.clone())
     }
 
-    /// Orders the pool for one request (what [`SelectHandle::select`] and the
-    /// `SelectCandidates` handler do; callable directly in tests and benchmarks).
+    /// Orders the pool for one request (what [`SelectHandle::select`] does; callable
+    /// directly in tests and benchmarks).
     pub fn select(&mut self, session_key: Option<&str>, now: i64) -> Selection {
         lock(&self.core).select(session_key, now)
     }
@@ -245,21 +245,6 @@ impl Handler<PoolUpdated> for StrategySelector {
 
     fn handle(&mut self, msg: PoolUpdated, _: &mut Self::Context) {
         lock(&self.core).pool_updated(msg.0);
-    }
-}
-
-/// The ordered accounts to try for one request.
-#[derive(Message)]
-#[rtype(result = "Selection")]
-pub struct SelectCandidates {
-    pub session_key: Option<String>,
-}
-
-impl Handler<SelectCandidates> for StrategySelector {
-    type Result = MessageResult<SelectCandidates>;
-
-    fn handle(&mut self, msg: SelectCandidates, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.select(msg.session_key.as_deref(), now_ms()))
     }
 }
 
