@@ -18,6 +18,7 @@ use claudeflare_actors::store::{
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const MINUTE: i64 = 60_000;
@@ -94,7 +95,10 @@ fn entry(record: RequestRecord, payload: bool) -> LogEntry {
         response_body: Some(vec![b'y'; 800]),
         truncated: false,
     });
-    LogEntry { record, payload }
+    LogEntry {
+        record: Arc::new(record),
+        payload,
+    }
 }
 
 /// A store holding `rows` requests spread evenly over the 24 hours before `now`.

@@ -3,6 +3,7 @@
 //! claudeflare-actors --example insert_cost`.
 use claudeflare_actors::secrets::Cipher;
 use claudeflare_actors::store::{LogEntry, RequestPayload, RequestRecord, Store};
+use std::sync::Arc;
 use std::time::Instant;
 
 fn main() {
@@ -18,7 +19,7 @@ fn main() {
                 let id = format!("r{n:09}");
                 let record = sample(&id);
                 LogEntry {
-                    record,
+                    record: Arc::new(record),
                     payload: Some(RequestPayload {
                         request_id: id,
                         request_headers: r#"{"content-type":"application/json","anthropic-version":"2023-06-01"}"#.into(),

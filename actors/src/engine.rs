@@ -105,6 +105,9 @@ impl Engine {
             .with_cluster_sync(settings.cluster_sync),
         );
 
+        let stats = StatsAggregator::new(seed, metrics.clone(), live.clone())
+            .with_instance(&settings.instance_id)
+            .start();
         Ok(Engine {
             registry: registry.clone(),
             selector,
@@ -115,10 +118,9 @@ impl Engine {
             logger: RequestLogger::new(store.clone(), settings.logger)
                 .with_metrics(metrics.clone())
                 .with_instance(&settings.instance_id)
+                .with_stats(stats.clone())
                 .start(),
-            stats: StatsAggregator::new(seed, metrics.clone(), live.clone())
-                .with_instance(&settings.instance_id)
-                .start(),
+            stats,
             store,
             prices: Arc::new(prices),
             metrics,

@@ -4,8 +4,10 @@
 //! and everything pending is written on [`FlushLog`] (shutdown).
 
 use crate::clock::LogThrottle;
+use crate::stats::{RequestFinished, StatsAggregator};
 use crate::store::{blocking, LogEntry, Store};
 use actix::prelude::*;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
@@ -49,6 +51,8 @@ pub struct RequestLogger {
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Stamped on every record: which daemon answered.
     instance_id: Option<String>,
+    /// Where each record goes on to, for the live counters and the request feed.
+    stats: Option<Addr<StatsAggregator>>,
 }
 
 impl RequestLogger {
@@ -64,12 +68,21 @@ impl RequestLogger {
             retry_at: None,
             metrics: None,
             instance_id: None,
+            stats: None,
         }
     }
 
     /// The daemon's name in a shared history.
     pub fn with_instance(mut self, instance_id: &str) -> Self {
         self.instance_id = Some(instance_id.to_string());
+        self
+    }
+
+    /// Hands every record on to the live stats: the proxy sends each finished
+    /// request once, here, instead of once to each (one cross-thread message per
+    /// request fewer; both actors share the engine's arbiter).
+    pub fn with_stats(mut self, stats: Addr<StatsAggregator>) -> Self {
+        self.stats = Some(stats);
         self
     }
 
@@ -171,13 +184,19 @@ impl Handler<RecordRequest> for RequestLogger {
     type Result = ();
 
     fn handle(&mut self, msg: RecordRequest, ctx: &mut Self::Context) {
+        let mut entry = msg.0;
+        if entry.record.instance_id.is_none() && self.instance_id.is_some() {
+            // The proxy's Arc is this one: no copy.
+            Arc::make_mut(&mut entry.record)
+                .instance_id
+                .clone_from(&self.instance_id);
+        }
+        if let Some(stats) = &self.stats {
+            stats.do_send(RequestFinished(entry.record.clone()));
+        }
         if self.pending.len() >= self.settings.max_pending {
             self.count_dropped(1);
             return;
-        }
-        let mut entry = msg.0;
-        if entry.record.instance_id.is_none() {
-            entry.record.instance_id.clone_from(&self.instance_id);
         }
         self.pending.push(entry);
         let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);

@@ -580,13 +580,18 @@ impl Handler<RateLimitObserved> for AccountRegistry {
     type Result = ();
 
     fn handle(&mut self, msg: RateLimitObserved, _: &mut Self::Context) {
-        let Some(i) = self.index_of_id(&msg.account_id) else {
-            return;
-        };
+        if let Some(i) = self.index_of_id(&msg.account_id) {
+            self.observe(i, msg.info, msg.success);
+        }
+    }
+}
+
+impl AccountRegistry {
+    /// Keeps the limits an answer reported; see [`RateLimitObserved`].
+    fn observe(&mut self, i: usize, info: RateLimitInfo, success: bool) {
         let now = now_ms();
         let current = &self.accounts[i];
-        let info = msg.info;
-        let expired_mark = msg.success && current.rate_limited_until.is_some_and(|u| u <= now);
+        let expired_mark = success && current.rate_limited_until.is_some_and(|u| u <= now);
         let changes = info.has_limit_headers
             && (current.rate_limit_status != info.status
                 || current.rate_limit_reset != info.reset_ms
@@ -691,6 +696,10 @@ pub struct RecordUse {
     /// The client's session key, for strategies that stick per client.
     pub session_key: Option<String>,
     pub at_ms: i64,
+    /// The limits of the successful answer being served: what a
+    /// [`RateLimitObserved`] with `success` would carry, folded in here to spare
+    /// every successful request one message to the registry.
+    pub observed: Option<RateLimitInfo>,
 }
 
 impl Handler<RecordUse> for AccountRegistry {
@@ -698,6 +707,9 @@ impl Handler<RecordUse> for AccountRegistry {
 
     fn handle(&mut self, msg: RecordUse, _: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
+            if let Some(info) = msg.observed {
+                self.observe(i, info, true);
+            }
             self.update(i, |a| {
                 a.request_count += 1;
                 a.total_requests += 1;

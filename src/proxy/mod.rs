@@ -18,7 +18,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
 use claudeflare_actors::domain::{Account, AccountKind, Credential};
 use claudeflare_actors::protocol::headers::{self as rules, connection_listed};
-use claudeflare_actors::protocol::{ratelimit, RequestMeta, Verdict};
+use claudeflare_actors::protocol::{ratelimit, RateLimitInfo, RequestMeta, Verdict};
 use claudeflare_actors::providers;
 use claudeflare_actors::refresher::{GetCredential, TokenRefresher};
 use claudeflare_actors::registry::{
@@ -91,6 +91,8 @@ struct RequestContext {
     sent_model: Option<String>,
     /// This request's place under the concurrency cap.
     permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// The rate-limit headers of the successful answer, for the `RecordUse`.
+    observed: Option<RateLimitInfo>,
 }
 
 impl RequestContext {
@@ -118,6 +120,7 @@ impl RequestContext {
                 .map(|c| c.name.clone()),
             sent_model: None,
             permit: None,
+            observed: None,
         }
     }
 
@@ -471,14 +474,19 @@ async fn attempt(
         let info = providers::for_account(account)
             .rate_limits(&|name| headers.get(name).and_then(|v| v.to_str().ok()), now);
         let success = response.status().is_success();
-        if info.has_limit_headers || success {
+        let verdict = ratelimit::classify(status, &info, now);
+        let retry_after_ms = info.retry_after_ms;
+        if success {
+            // Goes to the registry with the request's RecordUse (one message fewer).
+            ctx.observed = Some(info);
+        } else if info.has_limit_headers {
             engine.registry.do_send(RateLimitObserved {
                 account_id: account.id.clone(),
-                info: info.clone(),
+                info,
                 success,
             });
         }
-        return match ratelimit::classify(status, &info, now) {
+        return match verdict {
             Verdict::Deliver => Attempt::Deliver(response),
             Verdict::RateLimited { until_ms } => {
                 // Awaited: the registry has updated the selector before this request moves
@@ -504,18 +512,13 @@ async fn attempt(
                         until_ms,
                     })
                     .await;
-                failed(
-                    "overloaded".into(),
-                    Some(until_ms),
-                    true,
-                    info.retry_after_ms,
-                )
+                failed("overloaded".into(), Some(until_ms), true, retry_after_ms)
             }
             Verdict::Transient => failed(
                 format!("upstream status {status}"),
                 None,
                 true,
-                info.retry_after_ms,
+                retry_after_ms,
             ),
             Verdict::AuthFailed
                 if account.kind == AccountKind::Oauth && !forced && status == 401 =>
@@ -580,6 +583,7 @@ fn deliver(
             account_id: a.id.clone(),
             session_key: ctx.session_key.clone(),
             at_ms: now_ms(),
+            observed: ctx.observed.take(),
         });
     }
     let content_type = response

@@ -6,7 +6,6 @@ use super::ProxyState;
 use actix_web::web::{self, Bytes};
 use claudeflare_actors::logger::RecordRequest;
 use claudeflare_actors::protocol::{usage, SseUsageParser};
-use claudeflare_actors::stats::RequestFinished;
 use claudeflare_actors::store::{LogEntry, RequestPayload, RequestRecord};
 use futures_util::Stream;
 use std::future::Future;
@@ -374,15 +373,13 @@ impl Recorder {
     }
 }
 
-/// Hands a finished record to the stats (live) and the logger (stored).
+/// Hands a finished record to the logger (stored), which passes it on to the stats
+/// (live).
 pub fn submit(state: &ProxyState, record: RequestRecord, payload: Option<RequestPayload>) {
-    let engine = &state.engine;
-    engine
-        .stats
-        .do_send(RequestFinished(Arc::new(record.clone())));
-    engine
-        .logger
-        .do_send(RecordRequest(LogEntry { record, payload }));
+    state.engine.logger.do_send(RecordRequest(LogEntry {
+        record: Arc::new(record),
+        payload,
+    }));
 }
 
 /// A record for a request the proxy answered itself (no upstream body).

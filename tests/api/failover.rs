@@ -276,3 +276,37 @@ async fn the_session_sticks_to_one_account_until_a_429_moves_it() {
         .collect();
     assert_eq!(active, [new_home.as_str()]);
 }
+
+#[actix_web::test]
+async fn a_success_after_the_bench_ran_out_clears_it_and_keeps_its_limits() {
+    let app = spawn_app().await;
+    app.add_account("alpha", A).await;
+    app.mock
+        .script(A, vec![Behavior::rate_limited(Duration::from_secs(2))]);
+    let refused = app.message(BODY).await;
+    assert_ne!(refused.status, 200);
+    let alpha = app.account("alpha").await;
+    assert!(alpha["rateLimitedUntil"].is_string(), "{alpha}");
+
+    // The reset header has whole seconds: the bench ends within 2 s.
+    actix_web::rt::time::sleep(Duration::from_millis(2100)).await;
+    app.mock.script(
+        A,
+        vec![Behavior::message().with_headers(&[
+            ("anthropic-ratelimit-unified-status", "allowed"),
+            ("anthropic-ratelimit-unified-5h-utilization", "0.25"),
+        ])],
+    );
+    let answer = app.message(BODY).await;
+    assert_eq!((answer.status, answer.account()), (200, "alpha"));
+    // The success's limits travel with the request's use record.
+    let alpha = app.account("alpha").await;
+    assert_eq!(
+        alpha["rateLimitedUntil"],
+        serde_json::Value::Null,
+        "{alpha}"
+    );
+    assert_eq!(alpha["rateLimitStatus"], "allowed", "{alpha}");
+    assert_eq!(alpha["utilization5h"], 0.25, "{alpha}");
+    assert_eq!(alpha["totalRequests"], 1, "{alpha}");
+}

@@ -8,6 +8,7 @@ use claudeflare_actors::secrets::Cipher;
 use claudeflare_actors::store::{LogEntry, RequestRecord, Store};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 const KEY_A: &str = "sk-ant-api03-alpha-secret-AAAA";
@@ -28,7 +29,7 @@ fn insert(app: &TestApp, records: Vec<RequestRecord>) {
     let batch: Vec<LogEntry> = records
         .into_iter()
         .map(|record| LogEntry {
-            record,
+            record: Arc::new(record),
             payload: None,
         })
         .collect();

@@ -29,6 +29,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 use models::AccountRow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
@@ -60,7 +61,8 @@ pub enum StoreError {
 /// A finished request and, when capture is on, its payload: one unit of the logger's batch.
 #[derive(Clone, Debug)]
 pub struct LogEntry {
-    pub record: RequestRecord,
+    /// Shared with the live stats, which the logger hands it on to.
+    pub record: Arc<RequestRecord>,
     pub payload: Option<RequestPayload>,
 }
 
@@ -167,7 +169,7 @@ macro_rules! insert_entries {
                 ))
                 .execute($c)?;
         }
-        rollup::add($c, $batch.iter().map(|e| &e.record))?;
+        rollup::add($c, $batch.iter().map(|e| &*e.record))?;
         Ok::<_, DieselError>(())
     }};
 }

@@ -9,6 +9,7 @@ use super::*;
 use crate::store::tests::{each_backend, test_cipher};
 use crate::store::{Breakdown, Dialect, LogEntry};
 use diesel::connection::SimpleConnection;
+use std::sync::Arc;
 
 /// Runs `test` on a fresh store of each backend.
 fn on_each_store(name: &str, test: impl Fn(&Store)) {
@@ -74,7 +75,7 @@ fn history(store: &Store, n: usize, offset: i64, span: i64) -> Vec<RequestRecord
         let batch: Vec<LogEntry> = chunk
             .iter()
             .map(|r| LogEntry {
-                record: r.clone(),
+                record: Arc::new(r.clone()),
                 payload: None,
             })
             .collect();
@@ -302,7 +303,7 @@ fn a_known_history_gives_known_buckets() {
                 &records
                     .iter()
                     .map(|r| LogEntry {
-                        record: r.clone(),
+                        record: Arc::new(r.clone()),
                         payload: None,
                     })
                     .collect::<Vec<_>>(),
@@ -576,7 +577,7 @@ fn two_instances_writing_at_once_keep_the_rollups_exact() {
                         .skip(w)
                         .step_by(4)
                         .map(|r| LogEntry {
-                            record: r.clone(),
+                            record: Arc::new(r.clone()),
                             payload: None,
                         })
                         .collect();

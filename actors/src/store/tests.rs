@@ -120,7 +120,7 @@ fn request_batches_are_written_and_read_newest_first() {
             let store = backend.open(test_cipher()).expect("open");
             let batch: Vec<LogEntry> = (0..1200)
                 .map(|i| LogEntry {
-                    record: record(&format!("r{i:05}"), 1000 + i, i % 4 != 0),
+                    record: Arc::new(record(&format!("r{i:05}"), 1000 + i, i % 4 != 0)),
                     payload: (i % 2 == 0).then(|| RequestPayload {
                         request_id: format!("r{i:05}"),
                         request_headers: "{}".into(),
@@ -256,11 +256,11 @@ fn retention_deletes_every_old_payload_and_request_in_small_batches() {
             let batch: Vec<LogEntry> = (0..25)
                 .map(|i| LogEntry {
                     // 0..20 are old; 20..25 are recent.
-                    record: record(
+                    record: Arc::new(record(
                         &format!("r{i:03}"),
                         if i < 20 { 1_000 + i } else { 1_000_000 + i },
                         true,
-                    ),
+                    )),
                     payload: Some(RequestPayload {
                         request_id: format!("r{i:03}"),
                         request_headers: "{}".into(),
