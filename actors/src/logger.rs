@@ -42,6 +42,8 @@ pub struct RequestLogger {
     settings: LoggerSettings,
     pending: Vec<LogEntry>,
     writing: bool,
+    /// The batch being written, readable by [`PendingEntry`] until it is stored.
+    in_flight: Option<Arc<Vec<LogEntry>>>,
     waiters: Vec<oneshot::Sender<()>>,
     dropped: u64,
     /// Write failures and drops are logged once a minute.
@@ -62,6 +64,7 @@ impl RequestLogger {
             settings,
             pending: Vec::with_capacity(settings.max_batch),
             writing: false,
+            in_flight: None,
             waiters: Vec::new(),
             dropped: 0,
             failure_log: LogThrottle::per_minute(),
@@ -120,23 +123,23 @@ impl RequestLogger {
         }
         self.writing = true;
         let take = self.pending.len().min(self.settings.max_batch);
-        let batch: Vec<LogEntry> = self.pending.drain(..take).collect();
+        let batch: Arc<Vec<LogEntry>> = Arc::new(self.pending.drain(..take).collect());
+        self.in_flight = Some(batch.clone());
         let store = self.store.clone();
-        // The batch comes back with the result, so a failed write can be retried
-        // without copying it first.
         let write = async move {
-            blocking(move || {
-                let result = store.insert_requests(&batch);
-                Ok((batch, result))
-            })
-            .await
-            .unwrap_or_else(|e| (Vec::new(), Err(e)))
+            blocking(move || Ok(store.insert_requests(&batch)))
+                .await
+                .unwrap_or_else(Err)
         };
-        ctx.spawn(write.into_actor(self).map(|(batch, result), act, ctx| {
+        ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
             act.writing = false;
+            let batch = act.in_flight.take().map(Arc::unwrap_or_clone);
             match result {
                 Ok(()) => act.retry_at = None,
                 Err(e) => {
+                    // The blocking task has dropped its handle on the batch by now,
+                    // so taking it back out of the Arc copies nothing.
+                    let batch = batch.unwrap_or_default();
                     // Keep the batch for the next try (the disk may come back), oldest
                     // first, within the pending bound.
                     if act.failure_log.due() {
@@ -206,6 +209,26 @@ impl Handler<RecordRequest> for RequestLogger {
     }
 }
 
+/// A record the logger still holds (queued, or in the batch being written), by
+/// request id: a request announced on the live feed can be read back at once, up
+/// to a flush interval before its row is stored.
+#[derive(Message)]
+#[rtype(result = "Option<LogEntry>")]
+pub struct PendingEntry(pub String);
+
+impl Handler<PendingEntry> for RequestLogger {
+    type Result = Option<LogEntry>;
+
+    fn handle(&mut self, msg: PendingEntry, _: &mut Self::Context) -> Option<LogEntry> {
+        self.in_flight
+            .iter()
+            .flat_map(|batch| batch.iter())
+            .chain(self.pending.iter())
+            .find(|e| e.record.id == msg.0)
+            .cloned()
+    }
+}
+
 /// Writes everything pending; resolves once it is stored.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -224,5 +247,49 @@ impl Handler<FlushLog> for RequestLogger {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::{record, temp_store};
+
+    #[test]
+    fn a_record_can_be_read_back_before_its_batch_is_written() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = temp_store();
+            let settings = LoggerSettings {
+                flush_interval: Duration::from_secs(3600),
+                ..LoggerSettings::default()
+            };
+            let logger = RequestLogger::new(store.clone(), settings).start();
+            logger.do_send(RecordRequest(LogEntry {
+                record: Arc::new(record("r1", 1000, true)),
+                payload: None,
+            }));
+            let held = logger
+                .send(PendingEntry("r1".into()))
+                .await
+                .expect("logger");
+            assert_eq!(held.map(|e| e.record.id.clone()).as_deref(), Some("r1"));
+            assert!(
+                store.request_by_id("r1").expect("read").is_none(),
+                "not written yet"
+            );
+            let other = logger
+                .send(PendingEntry("r2".into()))
+                .await
+                .expect("logger");
+            assert!(other.is_none());
+
+            logger.send(FlushLog).await.expect("flush");
+            let held = logger
+                .send(PendingEntry("r1".into()))
+                .await
+                .expect("logger");
+            assert!(held.is_none(), "stored: the logger lets go of it");
+            assert!(store.request_by_id("r1").expect("read").is_some());
+        });
     }
 }

@@ -5,6 +5,7 @@ use crate::error::ApiError;
 use actix_web::web::Bytes;
 use actix_web::{get, web, HttpResponse};
 use claudeflare_actors::clock::iso;
+use claudeflare_actors::logger::PendingEntry;
 use claudeflare_actors::stats::{RequestEvent, SubscribeRequests};
 use claudeflare_actors::store::{
     blocking, RequestFilter, RequestPayload, RequestRecord, StatusFilter,
@@ -12,6 +13,7 @@ use claudeflare_actors::store::{
 use claudeflare_actors::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -221,9 +223,22 @@ pub async fn one(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let store = engine.store.clone();
-    let key = id.clone();
-    let found = blocking(move || store.request_by_id(&key)).await?;
+    let stored = || {
+        let store = engine.store.clone();
+        let key = id.clone();
+        blocking(move || store.request_by_id(&key))
+    };
+    let mut found = stored().await?;
+    if found.is_none() {
+        // The live feed announces a request before its batch is written (up to the
+        // logger's flush interval); the logger still holds it then.
+        let held = engine.logger.send(PendingEntry(id.clone())).await;
+        found = match held {
+            Ok(Some(entry)) => Some((Arc::unwrap_or_clone(entry.record), entry.payload)),
+            // Written between the two looks.
+            _ => stored().await?,
+        };
+    }
     let (record, payload) =
         found.ok_or_else(|| ApiError::NotFound(format!("no request {id:?}")))?;
     Ok(HttpResponse::Ok().json(with_payload(record, payload.as_ref())))

@@ -454,7 +454,7 @@ where
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 /// Fixtures shared by the engine's unit tests.
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub(crate) fn test_cipher() -> Cipher {
     Cipher::from_hex(&"42".repeat(32)).expect("key")
 }
 
-fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
+pub(crate) fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
     RequestRecord {
         id: id.to_string(),
         timestamp: ts,
@@ -47,7 +47,7 @@ fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
     }
 }
 
-fn temp_store() -> (tempfile::TempDir, Store) {
+pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open_sqlite(&dir.path().join("t.db"), test_cipher()).expect("open");
     (dir, store)
