@@ -133,13 +133,13 @@ impl RequestLogger {
         };
         ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
             act.writing = false;
-            let batch = act.in_flight.take().map(Arc::unwrap_or_clone);
+            let batch = act.in_flight.take();
             match result {
                 Ok(()) => act.retry_at = None,
                 Err(e) => {
                     // The blocking task has dropped its handle on the batch by now,
                     // so taking it back out of the Arc copies nothing.
-                    let batch = batch.unwrap_or_default();
+                    let batch = batch.map(Arc::unwrap_or_clone).unwrap_or_default();
                     // Keep the batch for the next try (the disk may come back), oldest
                     // first, within the pending bound.
                     if act.failure_log.due() {
