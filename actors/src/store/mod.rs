@@ -99,6 +99,14 @@ struct TotalsRow {
     cost_usd: f64,
 }
 
+/// SQLite settings of every pooled connection. The page cache is 512 KiB per
+/// connection instead of SQLite's 2 MiB: the logger's inserts touch a few dozen
+/// pages per batch, reads of older rows come from the kernel's page cache either way,
+/// and four connections' caches filling up slowly over an hour as the database
+/// grew were most of the daemon's RSS growth in the soak test (`docs/testing.md`).
+const SQLITE_SESSION: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+     PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;";
+
 /// PostgreSQL session settings of every pooled connection: a statement stuck on a
 /// lock must not hold a pool connection forever.
 const POSTGRES_SESSION: &str = "SET statement_timeout = 30000;";
@@ -109,9 +117,7 @@ struct SessionSettings;
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
         let settings = match conn.dialect() {
-            Dialect::Sqlite => {
-                "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
-            }
+            Dialect::Sqlite => SQLITE_SESSION,
             Dialect::Postgres => POSTGRES_SESSION,
         };
         conn.batch_execute(settings)
@@ -226,11 +232,21 @@ impl Store {
     /// A pool on `url`; `shown` names the database in errors.
     fn connect(url: &str, shown: &str, cipher: Cipher) -> Result<Store, StoreError> {
         let dialect = Dialect::of_url(url);
+        // A connection to a local file does not go stale: r2d2's default recycling
+        // (idle 10 min, lifetime 30 min) would only throw away warm caches and
+        // prepared statements. PostgreSQL connections keep the defaults.
+        let (max_size, idle_timeout, max_lifetime) = match dialect {
+            Dialect::Sqlite => (4, None, None),
+            Dialect::Postgres => (
+                8,
+                Some(Duration::from_secs(600)),
+                Some(Duration::from_secs(1800)),
+            ),
+        };
         let pool = Pool::builder()
-            .max_size(match dialect {
-                Dialect::Sqlite => 4,
-                Dialect::Postgres => 8,
-            })
+            .max_size(max_size)
+            .idle_timeout(idle_timeout)
+            .max_lifetime(max_lifetime)
             .connection_timeout(Duration::from_secs(10))
             .connection_customizer(Box::new(SessionSettings))
             .error_handler(Box::new(connection::OutageLog::default()))

@@ -437,3 +437,24 @@ fn postgres_migrates_without_a_statement_timeout_and_pools_with_one() {
         assert_eq!(s.statement_timeout, "30s");
     }
 }
+
+#[test]
+fn every_sqlite_connection_has_the_small_page_cache() {
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        cache_size: i64,
+    }
+    let (_dir, store) = temp_store();
+    // Several at once: each pooled connection, not only the first.
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let mut conn = store.conn().expect("connection");
+        let rows: Vec<Row> = diesel::sql_query("PRAGMA cache_size")
+            .load(&mut *conn)
+            .expect("pragma");
+        assert_eq!(rows.first().map(|r| r.cache_size), Some(-512));
+        held.push(conn);
+    }
+}
