@@ -243,8 +243,13 @@ pub async fn guard(
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let class = classify(req.path());
-    let audit = is_management_action(&req);
-    let mut actor = "local".to_string();
+    // Built only for the audited requests: the proxy's path allocates nothing here.
+    let audit = is_management_action(&req).then(|| {
+        let action = format!("{} {}", req.method(), req.path());
+        let target = req.match_info().get("id").unwrap_or("").to_string();
+        (action, target)
+    });
+    let mut actor: Option<String> = None;
     if access.ring.is_active() && class != Class::Open {
         let caller = match presented_key(&req).map(|k| access.ring.check(&k)) {
             Some(KeyCheck::Valid(caller)) => caller,
@@ -294,16 +299,16 @@ pub async fn guard(
             headers.remove(header::AUTHORIZATION);
         }
         access.note_use(&caller);
-        actor = caller.name.clone();
+        if audit.is_some() {
+            actor = Some(caller.name.clone());
+        }
         req.extensions_mut().insert(caller);
     }
-    let action = format!("{} {}", req.method(), req.path());
-    let target = req.match_info().get("id").unwrap_or("").to_string();
     let res = next.call(req).await?;
-    if audit {
+    if let Some((action, target)) = audit {
         let entry = AuditEntry {
             timestamp: now_ms(),
-            actor,
+            actor: actor.unwrap_or_else(|| "local".to_string()),
             action,
             target,
             status_code: i32::from(res.status().as_u16()),
