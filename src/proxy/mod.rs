@@ -165,25 +165,48 @@ impl RequestContext {
     }
 }
 
-/// Headers as a JSON object, with every credential-bearing header removed.
+/// Headers as a JSON object, with every credential-bearing header removed; names
+/// sorted, a repeated header's values joined with ", ". Written straight into one
+/// buffer: two of these per request, so no map of owned strings in between.
 fn storable_headers(headers: &HeaderMap) -> String {
-    let mut map = serde_json::Map::new();
-    for (name, value) in headers {
-        if !rules::storable(name.as_str()) {
-            continue;
+    let mut kept: Vec<(&str, &[u8])> = headers
+        .iter()
+        .filter(|(name, _)| rules::storable(name.as_str()))
+        .map(|(name, value)| (name.as_str(), value.as_bytes()))
+        .collect();
+    // Stable: a repeated header keeps its values in order.
+    kept.sort_by(|a, b| a.0.cmp(b.0));
+    let size: usize = kept.iter().map(|(n, v)| n.len() + v.len() + 6).sum();
+    let mut out = Vec::with_capacity(2 + size);
+    out.push(b'{');
+    let mut rest = kept.as_slice();
+    while let Some(&(name, first)) = rest.first() {
+        let same = rest.iter().take_while(|(n, _)| *n == name).count();
+        if out.len() > 1 {
+            out.push(b',');
         }
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-        match map.get_mut(name.as_str()) {
-            Some(serde_json::Value::String(existing)) => {
-                existing.push_str(", ");
-                existing.push_str(&value);
-            }
-            _ => {
-                map.insert(name.as_str().to_string(), serde_json::Value::String(value));
-            }
+        json_string(&mut out, name);
+        out.push(b':');
+        if same == 1 {
+            json_string(&mut out, &String::from_utf8_lossy(first));
+        } else {
+            let joined: Vec<_> = rest[..same]
+                .iter()
+                .map(|(_, v)| String::from_utf8_lossy(v))
+                .collect();
+            json_string(&mut out, &joined.join(", "));
         }
+        rest = &rest[same..];
     }
-    serde_json::Value::Object(map).to_string()
+    out.push(b'}');
+    // Only valid UTF-8 was written.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends `s` as a JSON string literal.
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// The outcome of one upstream attempt.
@@ -740,4 +763,37 @@ fn local_answer(
         .map(|d| (d, Bytes::from(body_text)));
     recording::record_local_answer(state, ctx.draft(None, status.as_u16()), message, capture);
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    #[test]
+    fn stored_headers_are_sorted_joined_escaped_and_without_secrets() {
+        let mut headers = HeaderMap::new();
+        let mut add = |name: &'static str, value: &[u8]| {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_bytes(value).expect("value"),
+            );
+        };
+        add("x-b", b"two");
+        add("anthropic-beta", b"a");
+        add("x-api-key", b"sk-ant-secret");
+        add("authorization", b"Bearer secret");
+        add("anthropic-beta", b"b");
+        add("x-quote", br#"say "hi" \ ok"#);
+        add("x-latin1", &[0x63, 0x61, 0x66, 0xe9]);
+        let stored = storable_headers(&headers);
+        assert_eq!(
+            stored,
+            "{\"anthropic-beta\":\"a, b\",\"x-b\":\"two\",\"x-latin1\":\"caf\u{fffd}\",\"x-quote\":\"say \\\"hi\\\" \\\\ ok\"}"
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
+        assert_eq!(parsed["x-quote"], r#"say "hi" \ ok"#);
+        assert!(!stored.contains("secret"));
+        assert_eq!(storable_headers(&HeaderMap::new()), "{}");
+    }
 }
