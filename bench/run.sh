@@ -9,6 +9,12 @@
 #   DURATION      seconds per wrk run (default 10, bounded to 1..120)
 #   EVENT_GAP_MS  the mock's gap between SSE events (default 0: the stream in one write)
 #   DAEMON_ARGS   extra flags for `claudeflare serve` (e.g. "--workers 1")
+#   UPSTREAM      "mock" (default: bench/mock_upstream.rs) or "nginx": nginx serving the
+#                 mock's exact JSON and SSE bodies, as in the performance issue's
+#                 reference figures. nginx answers with less CPU than the mock, which
+#                 leaves more of the cores to the daemon. Needs `nginx` on PATH
+#                 (`apt-get install nginx-light`) and EVENT_GAP_MS=0.
+#   NGINX_WORKERS nginx worker processes (default 1)
 #   NO_BUILD=1    skip `cargo build --release --bins`
 #   KEEP=1        keep the data directory and the raw wrk outputs (path printed)
 #
@@ -31,6 +37,17 @@ if ! [[ "$DURATION" =~ ^[0-9]+$ ]] || ((DURATION < 1 || DURATION > 120)); then
 fi
 EVENT_GAP_MS=${EVENT_GAP_MS:-0}
 DAEMON_ARGS=${DAEMON_ARGS:-}
+UPSTREAM=${UPSTREAM:-mock}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+case $UPSTREAM in
+    mock) ;;
+    nginx)
+        command -v nginx >/dev/null || { echo "UPSTREAM=nginx needs nginx (apt-get install nginx-light)" >&2; exit 2; }
+        int_in "$NGINX_WORKERS" 1 16 NGINX_WORKERS
+        [[ "$EVENT_GAP_MS" == 0 ]] || { echo "UPSTREAM=nginx sends the stream in one write: EVENT_GAP_MS must be 0" >&2; exit 2; }
+        ;;
+    *) echo "UPSTREAM must be mock or nginx (got $UPSTREAM)" >&2; exit 2 ;;
+esac
 
 for tool in wrk curl python3; do
     command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool" >&2; exit 2; }
@@ -46,11 +63,12 @@ WORK=$(mktemp -d /tmp/claudeflare-bench.XXXXXX)
 DATA="$WORK/data"
 mkdir -p "$DATA"
 MOCK_PID=""
+NGINX_PID=""
 DAEMON_PID=""
 
 cleanup() {
     local pid
-    for pid in "$DAEMON_PID" "$MOCK_PID"; do
+    for pid in "$DAEMON_PID" "$MOCK_PID" "$NGINX_PID"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             # Bounded wait, then force.
@@ -74,28 +92,78 @@ PORT=$(free_port)
 MOCK_PID=$!
 wait_http "http://127.0.0.1:$MOCK_PORT/"
 
+BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}'
+STREAM_BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi"}]}'
+
+UPSTREAM_PORT=$MOCK_PORT
+UPSTREAM_LABEL="mock upstream"
+if [[ "$UPSTREAM" == nginx ]]; then
+    # nginx serves the mock's own answers, taken from the mock. It cannot look into
+    # the request body, so the SSE runs also send `x-bench-stream: 1` (the daemon
+    # forwards it like any end-to-end header).
+    JSON_TEXT=$(curl -sf "http://127.0.0.1:$MOCK_PORT/v1/messages" -d "$BODY")
+    SSE_TEXT=$(curl -sf "http://127.0.0.1:$MOCK_PORT/v1/messages" -d "$STREAM_BODY"; echo x)
+    SSE_TEXT=${SSE_TEXT%x} # $( ) would drop the stream's closing blank line
+    stop_pid "$MOCK_PID"
+    MOCK_PID=""
+    case "$JSON_TEXT$SSE_TEXT" in
+        *"'"* | *'\'* | *'$'*) echo "a mock answer has a character nginx would interpret" >&2; exit 2 ;;
+    esac
+    UPSTREAM_PORT=$(free_port)
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes $NGINX_WORKERS;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT;
+        location = /v1/messages {
+            if (\$http_x_bench_stream) { rewrite ^ /__sse last; }
+            default_type application/json;
+            return 200 '$JSON_TEXT';
+        }
+        location = /__sse {
+            internal;
+            default_type text/event-stream;
+            return 200 '$SSE_TEXT';
+        }
+        location / { return 200 'ok'; }
+    }
+}
+EOF
+    nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx/out.log" 2>&1 &
+    NGINX_PID=$!
+    wait_http "http://127.0.0.1:$UPSTREAM_PORT/"
+    UPSTREAM_LABEL="nginx, $NGINX_WORKERS worker process(es)"
+fi
+
 # shellcheck disable=SC2086 # DAEMON_ARGS is split on purpose
 "$BIN/claudeflare" serve --port "$PORT" --host 127.0.0.1 --data-dir "$DATA" \
-    --upstream-url "http://127.0.0.1:$MOCK_PORT" --log-level warn $DAEMON_ARGS \
+    --upstream-url "http://127.0.0.1:$UPSTREAM_PORT" --log-level warn $DAEMON_ARGS \
     >"$WORK/daemon.log" 2>&1 &
 DAEMON_PID=$!
 wait_http "http://127.0.0.1:$PORT/"
 
 add_accounts "$PORT"
 
-BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}'
-STREAM_BODY='{"model":"claude-sonnet-4-5-20250929","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"Hi"}]}'
-lua() { # file body
+lua() { # file body [extra lua line]
     cat >"$1" <<EOF
 wrk.method = "POST"
 wrk.body = '$2'
 wrk.headers["content-type"] = "application/json"
 wrk.headers["anthropic-version"] = "2023-06-01"
 wrk.headers["x-api-key"] = "sk-ant-client-000000000000000"
+${3:-}
 EOF
 }
 lua "$WORK/json.lua" "$BODY"
-lua "$WORK/sse.lua" "$STREAM_BODY"
+lua "$WORK/sse.lua" "$STREAM_BODY" 'wrk.headers["x-bench-stream"] = "1"'
 
 sleep 1
 RSS_IDLE=$(rss_kb "$DAEMON_PID")
@@ -120,7 +188,7 @@ run() {
     echo "$1: p50 ${P50} ms, p99 ${P99} ms, ${RPS} req/s, ${DONE} done, ${ERRS} errors" >&2
 }
 
-DIRECT="http://127.0.0.1:$MOCK_PORT"
+DIRECT="http://127.0.0.1:$UPSTREAM_PORT"
 PROXY="http://127.0.0.1:$PORT"
 COMPLETED=0
 declare -A R
@@ -187,7 +255,7 @@ EOF
 ratio() { awk -v p="$1" -v d="$2" 'BEGIN { if (d > 0) printf "%.2f", p / d; else print "-" }'; }
 
 echo
-echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s per run · mock SSE event gap ${EVENT_GAP_MS} ms${DAEMON_ARGS:+ · daemon flags: $DAEMON_ARGS}"
+echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s per run · upstream: ${UPSTREAM_LABEL} · SSE event gap ${EVENT_GAP_MS} ms${DAEMON_ARGS:+ · daemon flags: $DAEMON_ARGS}"
 echo
 echo "| measure | direct | proxy | proxy/direct |"
 echo "|---|---:|---:|---:|"
