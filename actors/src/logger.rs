@@ -253,12 +253,12 @@ impl Handler<FlushLog> for RequestLogger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::tests::{record, temp_store};
+    use crate::store::tests_support::{request_record as record, test_store};
 
     #[test]
     fn a_record_can_be_read_back_before_its_batch_is_written() {
         actix::System::new().block_on(async {
-            let (_dir, store) = temp_store();
+            let (_dir, store) = test_store();
             let settings = LoggerSettings {
                 flush_interval: Duration::from_secs(3600),
                 ..LoggerSettings::default()

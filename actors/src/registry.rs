@@ -566,14 +566,13 @@ impl Handler<ChangeAccount> for AccountRegistry {
     }
 }
 
-/// The limits an upstream response reported, kept for display. A successful answer
-/// also clears a bench that has run out.
+/// The limits a failed upstream answer reported, kept for display. A successful
+/// answer's limits travel in its [`RecordUse`].
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RateLimitObserved {
     pub account_id: String,
     pub info: RateLimitInfo,
-    pub success: bool,
 }
 
 impl Handler<RateLimitObserved> for AccountRegistry {
@@ -581,13 +580,14 @@ impl Handler<RateLimitObserved> for AccountRegistry {
 
     fn handle(&mut self, msg: RateLimitObserved, _: &mut Self::Context) {
         if let Some(i) = self.index_of_id(&msg.account_id) {
-            self.observe(i, msg.info, msg.success);
+            self.observe(i, msg.info, false);
         }
     }
 }
 
 impl AccountRegistry {
-    /// Keeps the limits an answer reported; see [`RateLimitObserved`].
+    /// Keeps the limits an answer reported; a successful answer also clears a bench
+    /// that has run out.
     fn observe(&mut self, i: usize, info: RateLimitInfo, success: bool) {
         let now = now_ms();
         let current = &self.accounts[i];
@@ -696,9 +696,8 @@ pub struct RecordUse {
     /// The client's session key, for strategies that stick per client.
     pub session_key: Option<String>,
     pub at_ms: i64,
-    /// The limits of the successful answer being served: what a
-    /// [`RateLimitObserved`] with `success` would carry, folded in here to spare
-    /// every successful request one message to the registry.
+    /// The limits of the successful answer being served, here rather than in a
+    /// message of their own: one message per successful request fewer.
     pub observed: Option<RateLimitInfo>,
 }
 

@@ -506,7 +506,6 @@ async fn attempt(
             engine.registry.do_send(RateLimitObserved {
                 account_id: account.id.clone(),
                 info,
-                success,
             });
         }
         return match verdict {

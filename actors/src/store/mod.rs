@@ -470,12 +470,13 @@ where
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 /// Fixtures shared by the engine's unit tests.
 #[cfg(test)]
 pub(crate) mod tests_support {
     pub(crate) use super::tests::api_key_account as account;
+    pub(crate) use super::tests::record as request_record;
 
     /// A store on a fresh temporary file.
     pub(crate) fn test_store() -> (tempfile::TempDir, super::Store) {

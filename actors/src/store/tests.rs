@@ -47,7 +47,7 @@ pub(crate) fn record(id: &str, ts: i64, success: bool) -> RequestRecord {
     }
 }
 
-pub(crate) fn temp_store() -> (tempfile::TempDir, Store) {
+fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Store::open_sqlite(&dir.path().join("t.db"), test_cipher()).expect("open");
     (dir, store)
