@@ -125,11 +125,23 @@ impl RequestLogger {
         let take = self.pending.len().min(self.settings.max_batch);
         let batch: Arc<Vec<LogEntry>> = Arc::new(self.pending.drain(..take).collect());
         self.in_flight = Some(batch.clone());
+        let yield_until = keeping_up(
+            take,
+            self.settings.max_batch,
+            self.pending.len(),
+            !self.waiters.is_empty(),
+        )
+        .then(|| Instant::now() + self.settings.flush_interval);
         let store = self.store.clone();
         let write = async move {
-            blocking(move || Ok(store.insert_requests(&batch)))
-                .await
-                .unwrap_or_else(Err)
+            blocking(move || {
+                Ok(match yield_until {
+                    Some(until) => store.insert_requests_yielding(&batch, until),
+                    None => store.insert_requests(&batch),
+                })
+            })
+            .await
+            .unwrap_or_else(Err)
         };
         ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
             act.writing = false;
@@ -163,6 +175,14 @@ impl RequestLogger {
             }
         }));
     }
+}
+
+/// Whether a batch about to be written leaves the logger caught up: a part batch,
+/// nothing left over, and no shutdown waiting. Such a write gives way to the
+/// request path for up to a flush interval ([`Store::insert_requests_yielding`]);
+/// a logger that is behind writes at once.
+fn keeping_up(take: usize, max_batch: usize, left: usize, shutting_down: bool) -> bool {
+    take < max_batch && left == 0 && !shutting_down
 }
 
 impl Actor for RequestLogger {
@@ -254,6 +274,14 @@ impl Handler<FlushLog> for RequestLogger {
 mod tests {
     use super::*;
     use crate::store::tests_support::{request_record as record, test_store};
+
+    #[test]
+    fn only_a_logger_that_keeps_up_writes_politely() {
+        assert!(keeping_up(10, 1000, 0, false));
+        assert!(!keeping_up(1000, 1000, 0, false), "a full batch: behind");
+        assert!(!keeping_up(10, 1000, 5, false), "records left over: behind");
+        assert!(!keeping_up(10, 1000, 0, true), "shutdown waits for it");
+    }
 
     #[test]
     fn a_record_can_be_read_back_before_its_batch_is_written() {

@@ -31,6 +31,7 @@ use models::AccountRow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
@@ -125,13 +126,27 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings
     }
 }
 
+/// How many records an SQLite batch writes between two `sched_yield`s, while it
+/// yields at all (see [`Store::insert_requests_yielding`]).
+const SQLITE_YIELD_EVERY: usize = 4;
+
 /// The inserts of [`Store::insert_requests`] and the batch's rollup increments,
-/// written once for both dialects' connection types.
+/// written once for both dialects' connection types. Until `$yield_until` (an
+/// `Option<Instant>`) it yields the CPU every [`SQLITE_YIELD_EVERY`] records.
 macro_rules! insert_entries {
-    ($c:ident, $batch:expr) => {{
+    ($c:ident, $batch:expr, $yield_until:expr) => {{
         use schema::request_payloads::dsl as p;
         use schema::requests::dsl as r;
-        for entry in $batch {
+        let yield_until: Option<Instant> = $yield_until;
+        let pace = |i: usize| {
+            if i % SQLITE_YIELD_EVERY == SQLITE_YIELD_EVERY - 1
+                && yield_until.is_some_and(|t| Instant::now() < t)
+            {
+                std::thread::yield_now();
+            }
+        };
+        for (i, entry) in $batch.iter().enumerate() {
+            pace(i);
             let e = &entry.record;
             diesel::insert_into(r::requests)
                 .values((
@@ -163,7 +178,8 @@ macro_rules! insert_entries {
                 ))
                 .execute($c)?;
         }
-        for pl in $batch.iter().filter_map(|e| e.payload.as_ref()) {
+        for (i, pl) in $batch.iter().filter_map(|e| e.payload.as_ref()).enumerate() {
+            pace(i);
             diesel::insert_into(p::request_payloads)
                 .values((
                     p::request_id.eq(&pl.request_id),
@@ -385,13 +401,43 @@ impl Store {
     /// derived single-row one that leaves `None` columns out, is built as SQL text and
     /// prepared again every time; that was about half the logger's cost.)
     pub fn insert_requests(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
+        self.insert_batch(batch, None)
+    }
+
+    /// [`Store::insert_requests`] for a logger that is keeping up: on SQLite it
+    /// yields the CPU every few records until `until`, then writes the rest at
+    /// once.
+    ///
+    /// SQLite runs on this thread, so a batch is milliseconds of CPU in one piece.
+    /// A proxy worker (or the client, or the upstream) woken meanwhile on the same
+    /// core waited for the writer's whole time slice, up to a scheduler tick (4 ms
+    /// at HZ=250): that was most of the c=1 p99 (docs/performance.md). Yielding
+    /// lets the woken thread run at once. It is bounded in time because a writer
+    /// that yields on a saturated machine gets almost no CPU at all: the records
+    /// pile up and are dropped. A logger that is behind calls `insert_requests`.
+    pub fn insert_requests_yielding(
+        &self,
+        batch: &[LogEntry],
+        until: Instant,
+    ) -> Result<(), StoreError> {
+        self.insert_batch(batch, Some(until))
+    }
+
+    fn insert_batch(
+        &self,
+        batch: &[LogEntry],
+        yield_until: Option<Instant>,
+    ) -> Result<(), StoreError> {
         // On the dialect's own connection: through the multi-connection each bind
         // is converted and the statement is not reused, which tripled the cost per
         // record (docs/performance.md).
         let mut conn = self.conn()?;
         match &mut *conn {
-            AnyConnection::Sqlite(c) => c.immediate_transaction(|c| insert_entries!(c, batch))?,
-            AnyConnection::Postgres(c) => c.transaction(|c| insert_entries!(c, batch))?,
+            AnyConnection::Sqlite(c) => {
+                c.immediate_transaction(|c| insert_entries!(c, batch, yield_until))?
+            }
+            // PostgreSQL does the work in its own process: nothing to yield.
+            AnyConnection::Postgres(c) => c.transaction(|c| insert_entries!(c, batch, None))?,
         }
         Ok(())
     }

@@ -152,6 +152,47 @@ fn request_batches_are_written_and_read_newest_first() {
 }
 
 #[test]
+fn a_yielding_batch_stores_everything_an_immediate_one_does() {
+    each_backend(
+        "a_yielding_batch_stores_everything_an_immediate_one_does",
+        |backend| {
+            let store = backend.open(test_cipher()).expect("open");
+            let batch: Vec<LogEntry> = (0..37)
+                .map(|i| LogEntry {
+                    record: Arc::new(record(&format!("y{i:03}"), 1000 + i, true)),
+                    payload: Some(RequestPayload {
+                        request_id: format!("y{i:03}"),
+                        request_headers: "{}".into(),
+                        request_body: Some(b"{}".to_vec()),
+                        response_headers: "{}".into(),
+                        response_body: None,
+                        truncated: false,
+                    }),
+                })
+                .collect();
+            // Yields all the way through the first half, none in the second.
+            let (first, second) = batch.split_at(20);
+            let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            store
+                .insert_requests_yielding(first, later)
+                .expect("insert");
+            store
+                .insert_requests_yielding(second, std::time::Instant::now())
+                .expect("insert");
+            let totals = store.history_totals().expect("totals");
+            assert_eq!(totals.requests, 37);
+            for id in ["y000", "y019", "y020", "y036"] {
+                assert!(store.request_by_id(id).expect("row").is_some(), "{id}");
+                assert!(
+                    store.request_payload(id).expect("payload").is_some(),
+                    "{id}"
+                );
+            }
+        },
+    );
+}
+
+#[test]
 fn data_survives_reopening() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("nested/dir/t.db");
