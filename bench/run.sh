@@ -15,6 +15,8 @@
 #                 leaves more of the cores to the daemon. Needs `nginx` on PATH
 #                 (`apt-get install nginx-light`) and EVENT_GAP_MS=0.
 #   NGINX_WORKERS nginx worker processes (default 1)
+#   BARE=1        also measure bench/bare_proxy.rs (actix-web + awc forwarding, nothing
+#                 else): the fixed stack's ceiling, as a third column
 #   NO_BUILD=1    skip `cargo build --release --bins`
 #   KEEP=1        keep the data directory and the raw wrk outputs (path printed)
 #
@@ -53,9 +55,14 @@ for tool in wrk curl python3; do
     command -v "$tool" >/dev/null || { echo "bench/run.sh needs $tool" >&2; exit 2; }
 done
 
+BARE=${BARE:-0}
+[[ "$BARE" == 0 || "$BARE" == 1 ]] || { echo "BARE must be 0 or 1 (got $BARE)" >&2; exit 2; }
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
     echo "== cargo build --release --bins" >&2
     cargo build --release --bins >&2
+    if [[ "$BARE" == 1 ]]; then
+        cargo build --release --example bare-proxy >&2
+    fi
 fi
 BIN="$ROOT/target/release"
 
@@ -65,10 +72,11 @@ mkdir -p "$DATA"
 MOCK_PID=""
 NGINX_PID=""
 DAEMON_PID=""
+BARE_PID=""
 
 cleanup() {
     local pid
-    for pid in "$DAEMON_PID" "$MOCK_PID" "$NGINX_PID"; do
+    for pid in "$DAEMON_PID" "$BARE_PID" "$MOCK_PID" "$NGINX_PID"; do
         if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
             kill "$pid" 2>/dev/null || true
             # Bounded wait, then force.
@@ -152,6 +160,13 @@ wait_http "http://127.0.0.1:$PORT/"
 
 add_accounts "$PORT"
 
+if [[ "$BARE" == 1 ]]; then
+    BARE_PORT=$(free_port)
+    "$BIN/examples/bare-proxy" "$BARE_PORT" "http://127.0.0.1:$UPSTREAM_PORT" >"$WORK/bare.log" 2>&1 &
+    BARE_PID=$!
+    wait_http "http://127.0.0.1:$BARE_PORT/"
+fi
+
 lua() { # file body [extra lua line]
     cat >"$1" <<EOF
 wrk.method = "POST"
@@ -196,6 +211,10 @@ declare -A R
 measure() { # label threads conns script
     run "direct-$1" "$2" "$3" "$4" "$DIRECT"
     R[$1,dp50]=$P50 R[$1,dp99]=$P99 R[$1,drps]=$RPS R[$1,derr]=$ERRS
+    if [[ "$BARE" == 1 ]]; then
+        run "bare-$1" "$2" "$3" "$4" "http://127.0.0.1:$BARE_PORT"
+        R[$1,bp50]=$P50 R[$1,bp99]=$P99 R[$1,brps]=$RPS R[$1,berr]=$ERRS
+    fi
     run "proxy-$1" "$2" "$3" "$4" "$PROXY"
     R[$1,pp50]=$P50 R[$1,pp99]=$P99 R[$1,prps]=$RPS R[$1,perr]=$ERRS
     COMPLETED=$((COMPLETED + DONE))
@@ -257,23 +276,33 @@ ratio() { awk -v p="$1" -v d="$2" 'BEGIN { if (d > 0) printf "%.2f", p / d; else
 echo
 echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s per run · upstream: ${UPSTREAM_LABEL} · SSE event gap ${EVENT_GAP_MS} ms${DAEMON_ARGS:+ · daemon flags: $DAEMON_ARGS}"
 echo
-echo "| measure | direct | proxy | proxy/direct |"
-echo "|---|---:|---:|---:|"
+# With BARE=1 a column for the bare proxy (the stack's ceiling) before the daemon's.
+row() { # label direct bare proxy ratio
+    if [[ "$BARE" == 1 ]]; then
+        echo "| $1 | $2 | $3 | $4 | $5 |"
+    else
+        echo "| $1 | $2 | $4 | $5 |"
+    fi
+}
+added() { awk -v p="$1" -v d="$2" 'BEGIN {printf "%.3f ms", p - d}'; }
+row measure direct "bare actix-web + awc" proxy proxy/direct
+row "---" "---:" "---:" "---:" "---:"
 for k in c1 c64 sse16; do
     case $k in
         c1) label="JSON c=1" ;;
         c64) label="JSON c=64" ;;
         sse16) label="SSE c=16" ;;
     esac
-    echo "| $label p50 | ${R[$k,dp50]} ms | ${R[$k,pp50]} ms | $(ratio "${R[$k,pp50]}" "${R[$k,dp50]}") |"
-    echo "| $label p99 | ${R[$k,dp99]} ms | ${R[$k,pp99]} ms | $(ratio "${R[$k,pp99]}" "${R[$k,dp99]}") |"
-    echo "| $label req/s | ${R[$k,drps]} | ${R[$k,prps]} | $(ratio "${R[$k,prps]}" "${R[$k,drps]}") |"
-    echo "| $label non-2xx + socket errors | ${R[$k,derr]} | ${R[$k,perr]} | |"
+    row "$label p50" "${R[$k,dp50]} ms" "${R[$k,bp50]:-} ms" "${R[$k,pp50]} ms" "$(ratio "${R[$k,pp50]}" "${R[$k,dp50]}")"
+    row "$label p99" "${R[$k,dp99]} ms" "${R[$k,bp99]:-} ms" "${R[$k,pp99]} ms" "$(ratio "${R[$k,pp99]}" "${R[$k,dp99]}")"
+    row "$label req/s" "${R[$k,drps]}" "${R[$k,brps]:-}" "${R[$k,prps]}" "$(ratio "${R[$k,prps]}" "${R[$k,drps]}")"
+    row "$label non-2xx + socket errors" "${R[$k,derr]}" "${R[$k,berr]:-}" "${R[$k,perr]}" ""
 done
-echo "| p50 added at c=1 (proxy − direct) | | $(awk -v p="${R[c1,pp50]}" -v d="${R[c1,dp50]}" 'BEGIN {printf "%.3f ms", p - d}') | |"
-echo "| x-claudeflare-overhead-ms p50 / p99 (${OH_N} sequential requests) | | ${OH_P50} / ${OH_P99} ms | |"
-echo "| daemon RSS idle | | $(mb "$RSS_IDLE") MB | |"
-echo "| daemon RSS after c=64 | | $(mb "$RSS_LOADED") MB | |"
-echo "| rows recorded / requests completed | | ${ROWS} / ${COMPLETED} | |"
-echo "| payload rows | | ${PAYLOADS} | |"
-echo "| daemon exit code after SIGTERM | | ${STOP_RC} | |"
+row "p50 added at c=1 (− direct)" "" "$( [[ "$BARE" == 1 ]] && added "${R[c1,bp50]}" "${R[c1,dp50]}")" "$(added "${R[c1,pp50]}" "${R[c1,dp50]}")" ""
+row "p99 added at c=1 (− direct)" "" "$( [[ "$BARE" == 1 ]] && added "${R[c1,bp99]}" "${R[c1,dp99]}")" "$(added "${R[c1,pp99]}" "${R[c1,dp99]}")" ""
+row "x-claudeflare-overhead-ms p50 / p99 (${OH_N} sequential requests)" "" "" "${OH_P50} / ${OH_P99} ms" ""
+row "daemon RSS idle" "" "" "$(mb "$RSS_IDLE") MB" ""
+row "daemon RSS after c=64" "" "" "$(mb "$RSS_LOADED") MB" ""
+row "rows recorded / requests completed" "" "" "${ROWS} / ${COMPLETED}" ""
+row "payload rows" "" "" "${PAYLOADS}" ""
+row "daemon exit code after SIGTERM" "" "" "${STOP_RC}" ""
