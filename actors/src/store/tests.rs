@@ -112,6 +112,22 @@ fn accounts_round_trip_and_names_are_unique() {
     });
 }
 
+/// A log entry for `record`, with a small payload when `with_payload`.
+fn entry(record: RequestRecord, with_payload: bool) -> LogEntry {
+    let payload = with_payload.then(|| RequestPayload {
+        request_id: record.id.clone(),
+        request_headers: "{}".into(),
+        request_body: Some(b"{}".to_vec()),
+        response_headers: "{}".into(),
+        response_body: None,
+        truncated: false,
+    });
+    LogEntry {
+        record: Arc::new(record),
+        payload,
+    }
+}
+
 #[test]
 fn request_batches_are_written_and_read_newest_first() {
     each_backend(
@@ -119,16 +135,9 @@ fn request_batches_are_written_and_read_newest_first() {
         |backend| {
             let store = backend.open(test_cipher()).expect("open");
             let batch: Vec<LogEntry> = (0..1200)
-                .map(|i| LogEntry {
-                    record: Arc::new(record(&format!("r{i:05}"), 1000 + i, i % 4 != 0)),
-                    payload: (i % 2 == 0).then(|| RequestPayload {
-                        request_id: format!("r{i:05}"),
-                        request_headers: "{}".into(),
-                        request_body: Some(b"{}".to_vec()),
-                        response_headers: "{}".into(),
-                        response_body: None,
-                        truncated: false,
-                    }),
+                .map(|i| {
+                    let id = format!("r{i:05}");
+                    entry(record(&id, 1000 + i, i % 4 != 0), i % 2 == 0)
                 })
                 .collect();
             store.insert_requests(&batch).expect("insert");
@@ -158,17 +167,7 @@ fn a_yielding_batch_stores_everything_an_immediate_one_does() {
         |backend| {
             let store = backend.open(test_cipher()).expect("open");
             let batch: Vec<LogEntry> = (0..37)
-                .map(|i| LogEntry {
-                    record: Arc::new(record(&format!("y{i:03}"), 1000 + i, true)),
-                    payload: Some(RequestPayload {
-                        request_id: format!("y{i:03}"),
-                        request_headers: "{}".into(),
-                        request_body: Some(b"{}".to_vec()),
-                        response_headers: "{}".into(),
-                        response_body: None,
-                        truncated: false,
-                    }),
-                })
+                .map(|i| entry(record(&format!("y{i:03}"), 1000 + i, true), true))
                 .collect();
             // Yields all the way through the first half, none in the second.
             let (first, second) = batch.split_at(20);
