@@ -230,8 +230,8 @@ pub async fn one(
     };
     let mut found = stored().await?;
     if found.is_none() {
-        // The live feed announces a request before its batch is written (up to the
-        // logger's flush interval); the logger still holds it then.
+        // The live feed announces a request before its batch is written (up to
+        // ~100 ms later); the logger still holds it then.
         let held = engine.logger.send(PendingEntry(id.clone())).await;
         found = match held {
             Ok(Some(entry)) => Some((Arc::unwrap_or_clone(entry.record), entry.payload)),

@@ -283,7 +283,7 @@ async fn the_live_stream_reaches_every_subscriber() {
         assert!(text.contains("event: request_started"), "{text}");
     }
     // A request on the feed opens at once, also before its batch is written (the
-    // logger writes every 100 ms; the dashboard's detail view asks right away).
+    // logger writes every 50 ms; the dashboard's detail view asks right away).
     let (status, one) = app.get_json(&format!("/api/requests/{id}")).await;
     assert_eq!(status, 200, "{one}");
     assert_eq!(one["id"], id.as_str());
