@@ -1,9 +1,10 @@
 //! The fixed stack's ceiling: actix-web in front, awc behind, nothing else.
 //!
-//! It forwards `/v1/*` to the upstream with the daemon's server and client
-//! settings (one awc client per worker, keep-alive pool, `TCP_NODELAY` on the
-//! client side) and streams the answer back, but picks no account, records
-//! nothing and checks nothing. `bench/run.sh` with `BARE=1` measures it beside
+//! It forwards `/v1/*` to the upstream with the daemon's connection settings (one
+//! awc client per worker with its keep-alive pool and timeouts, `TCP_NODELAY` on
+//! the sockets accepted from clients) and streams the answer back, but picks no
+//! account, records nothing and checks nothing (nor the daemon's half-close and
+//! request-head timeout settings, which cost nothing per request). `bench/run.sh` with `BARE=1` measures it beside
 //! the daemon, so the table shows how much of the gap to a target is the stack
 //! and how much is Claudeflare's own work (docs/performance.md).
 //!
@@ -11,7 +12,8 @@
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use std::time::Duration;
 
-/// Hop-by-hop headers, which a proxy does not forward (RFC 9110 §7.6.1).
+/// Headers not forwarded: the hop-by-hop ones (RFC 9110 §7.6.1), and `host`,
+/// which awc sets from the upstream URL.
 const HOP_BY_HOP: [&str; 6] = [
     "connection",
     "keep-alive",

@@ -161,6 +161,10 @@ wait_http "http://127.0.0.1:$PORT/"
 add_accounts "$PORT"
 
 if [[ "$BARE" == 1 ]]; then
+    [[ -x "$BIN/examples/bare-proxy" ]] || {
+        echo "BARE=1 needs target/release/examples/bare-proxy (cargo build --release --example bare-proxy)" >&2
+        exit 2
+    }
     BARE_PORT=$(free_port)
     "$BIN/examples/bare-proxy" "$BARE_PORT" "http://127.0.0.1:$UPSTREAM_PORT" >"$WORK/bare.log" 2>&1 &
     BARE_PID=$!
