@@ -4,9 +4,10 @@
 //! awc client per worker with its keep-alive pool and timeouts, `TCP_NODELAY` on
 //! the sockets accepted from clients) and streams the answer back, but picks no
 //! account, records nothing and checks nothing (nor the daemon's half-close and
-//! request-head timeout settings, which cost nothing per request). `bench/run.sh` with `BARE=1` measures it beside
-//! the daemon, so the table shows how much of the gap to a target is the stack
-//! and how much is Claudeflare's own work (docs/performance.md).
+//! request-head timeout settings, which cost nothing per request).
+//! `bench/run.sh` with `BARE=1` measures it beside the daemon, so the table shows
+//! how much of the gap to a target is the stack and how much is Claudeflare's own
+//! work (docs/performance.md).
 //!
 //! `bare-proxy PORT UPSTREAM_URL`
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};

@@ -1,7 +1,8 @@
 //! The RequestLogger actor: collects finished requests and writes them in batches,
 //! one transaction per batch, so that nothing on the request path waits for the
-//! database. A batch is written when it is full or when the flush interval ticks,
-//! and everything pending is written on [`FlushLog`] (shutdown).
+//! database. A batch is written when it is full or at a tick (every tick when busy,
+//! every second one when quiet: see `tick_action`), and everything pending is
+//! written on [`FlushLog`] (shutdown).
 
 use crate::clock::LogThrottle;
 use crate::stats::{RequestFinished, StatsAggregator};
