@@ -601,12 +601,14 @@ fn deliver(
         builder.insert_header((ACCOUNT_HEADER, v));
     }
     if let Some(a) = &account {
-        state.engine.registry.do_send(RecordUse {
+        let used = RecordUse {
             account_id: a.id.clone(),
             session_key: ctx.session_key.clone(),
             at_ms: now_ms(),
             observed: ctx.observed.take(),
-        });
+        };
+        let registry = state.engine.registry.clone();
+        recording::after_flush(move || registry.do_send(used));
     }
     let content_type = response
         .headers()

@@ -459,11 +459,25 @@ impl<S> RecordingBody<S> {
         self
     }
 
+    /// Ends the body from `poll_next`: the record is built once the dispatcher has
+    /// written the end to the client.
     fn finish(&mut self, end: BodyEnd) {
         self.done = true;
         if let Some(r) = self.recorder.take() {
-            r.finish(end);
+            after_flush(move || r.finish(end));
         }
+    }
+}
+
+/// Runs `work` after the current task yields, when it is on a worker: the HTTP
+/// dispatcher writes what it has to the socket before it yields, so bookkeeping
+/// done here is not part of the client's wait (docs/performance.md). Elsewhere it
+/// runs at once.
+pub fn after_flush(work: impl FnOnce() + 'static) {
+    if actix::Arbiter::try_current().is_some() {
+        actix::spawn(async move { work() });
+    } else {
+        work();
     }
 }
 
@@ -520,8 +534,10 @@ where
 
 impl<S> Drop for RecordingBody<S> {
     fn drop(&mut self) {
-        if !self.done {
-            self.finish(BodyEnd::ClientGone);
+        // At once: a body dropped while the worker shuts down would not see a
+        // spawned task run.
+        if let Some(r) = self.recorder.take() {
+            r.finish(BodyEnd::ClientGone);
         }
     }
 }
