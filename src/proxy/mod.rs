@@ -493,9 +493,17 @@ async fn attempt(
         };
         let now = now_ms();
         let status = response.status().as_u16();
-        let headers = response.headers();
-        let info = providers::for_account(account)
-            .rate_limits(&|name| headers.get(name).and_then(|v| v.to_str().ok()), now);
+        // The parser asks for ~20 names; most answers carry none of them.
+        let limits: Vec<(&str, &str)> = response
+            .headers()
+            .iter()
+            .filter(|(name, _)| ratelimit::is_limit_header(name.as_str()))
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect();
+        let info = providers::for_account(account).rate_limits(
+            &|name| limits.iter().find(|(n, _)| *n == name).map(|(_, v)| *v),
+            now,
+        );
         let success = response.status().is_success();
         let verdict = ratelimit::classify(status, &info, now);
         let retry_after_ms = info.retry_after_ms;

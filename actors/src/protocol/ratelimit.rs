@@ -54,6 +54,15 @@ impl RateLimitInfo {
     }
 }
 
+/// Whether [`parse`] may ask for a header of this (lower-case) name. A caller can
+/// keep just these from a response and answer `parse`'s ~20 lookups from that short
+/// list instead of hashing every name against the whole header map.
+pub fn is_limit_header(name: &str) -> bool {
+    name.starts_with("anthropic-ratelimit-")
+        || name.starts_with("x-ratelimit-")
+        || name == "retry-after"
+}
+
 /// Reads the rate-limit headers of a response. `get` looks a header up by its
 /// lower-case name. Unparseable values are ignored, never an error.
 pub fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>, now_ms: i64) -> RateLimitInfo {
@@ -99,14 +108,31 @@ pub fn parse<'a>(get: impl Fn(&str) -> Option<&'a str>, now_ms: i64) -> RateLimi
 /// The reset of an API-key account's binding limit: among the request and token
 /// windows, the latest of those that are exhausted, else the earliest.
 fn api_key_reset<'a>(text: &impl Fn(&str) -> Option<&'a str>) -> Option<i64> {
-    const KINDS: [&str; 4] = ["requests", "tokens", "input-tokens", "output-tokens"];
+    // (reset, remaining) per window: requests, tokens, input tokens, output tokens.
+    const WINDOWS: [(&str, &str); 4] = [
+        (
+            "anthropic-ratelimit-requests-reset",
+            "anthropic-ratelimit-requests-remaining",
+        ),
+        (
+            "anthropic-ratelimit-tokens-reset",
+            "anthropic-ratelimit-tokens-remaining",
+        ),
+        (
+            "anthropic-ratelimit-input-tokens-reset",
+            "anthropic-ratelimit-input-tokens-remaining",
+        ),
+        (
+            "anthropic-ratelimit-output-tokens-reset",
+            "anthropic-ratelimit-output-tokens-remaining",
+        ),
+    ];
     let mut exhausted: Option<i64> = None;
     let mut earliest: Option<i64> = None;
-    for kind in KINDS {
-        let reset = text(&format!("anthropic-ratelimit-{kind}-reset")).and_then(parse_rfc3339_ms);
+    for (reset_name, remaining_name) in WINDOWS {
+        let reset = text(reset_name).and_then(parse_rfc3339_ms);
         let Some(reset) = reset else { continue };
-        let remaining = text(&format!("anthropic-ratelimit-{kind}-remaining"))
-            .and_then(|v| v.parse::<i64>().ok());
+        let remaining = text(remaining_name).and_then(|v| v.parse::<i64>().ok());
         if remaining == Some(0) {
             exhausted = Some(exhausted.map_or(reset, |e| e.max(reset)));
         }
@@ -190,6 +216,44 @@ mod tests {
     use std::collections::HashMap;
 
     const NOW: i64 = 1_764_000_000_000;
+
+    #[test]
+    fn every_header_parse_reads_passes_the_limit_header_filter() {
+        let asked = std::cell::RefCell::new(Vec::new());
+        // Unparseable everywhere: no branch stops early. Then a time everywhere but
+        // the resets read first, so the API-key windows ask for their remaining too.
+        let answers: [fn(&str) -> Option<&'static str>; 2] = [
+            |_| Some("x"),
+            |name| {
+                (!matches!(
+                    name,
+                    "anthropic-ratelimit-unified-reset" | "x-ratelimit-reset"
+                ))
+                .then_some("2026-01-01T00:00:00Z")
+            },
+        ];
+        for answer in answers {
+            let _ = parse(
+                |name| {
+                    asked.borrow_mut().push(name.to_string());
+                    answer(name)
+                },
+                NOW,
+            );
+        }
+        let asked = asked.into_inner();
+        assert!(
+            asked
+                .iter()
+                .any(|n| n == "anthropic-ratelimit-output-tokens-remaining"),
+            "asked only {asked:?}"
+        );
+        for name in asked {
+            assert!(is_limit_header(&name), "{name} is read but filtered out");
+        }
+        assert!(!is_limit_header("content-type"));
+        assert!(!is_limit_header("request-id"));
+    }
 
     fn info(headers: &[(&str, &str)]) -> RateLimitInfo {
         let map: HashMap<String, String> = headers
