@@ -103,31 +103,42 @@ impl SseUsageParser {
     /// Reads one chunk of the stream.
     pub fn feed(&mut self, mut chunk: &[u8]) {
         while !chunk.is_empty() {
-            let newline = chunk.iter().position(|b| *b == b'\n');
-            let (part, rest, complete) = match newline {
-                Some(i) => (&chunk[..i], &chunk[i + 1..], true),
-                None => (chunk, &chunk[chunk.len()..], false),
-            };
-            if !self.skipping_line {
-                self.line.extend_from_slice(part);
-                self.decide_skip();
-            }
-            if complete {
+            let Some(i) = memchr::memchr(b'\n', chunk) else {
                 if !self.skipping_line {
-                    let mut line = std::mem::take(&mut self.line);
-                    if line.last() == Some(&b'\r') {
-                        line.pop();
-                    }
-                    self.on_line(&line);
-                    line.clear();
-                    self.line = line;
-                } else {
-                    self.line.clear();
+                    self.line.extend_from_slice(chunk);
+                    self.decide_skip();
                 }
-                self.skipping_line = false;
+                return;
+            };
+            let (part, rest) = (&chunk[..i], &chunk[i + 1..]);
+            if self.skipping_line {
+                self.line.clear();
+            } else if self.line.is_empty() {
+                // The whole line is in this chunk (the usual case): read in place.
+                self.complete_line(part);
+            } else {
+                self.line.extend_from_slice(part);
+                let line = std::mem::take(&mut self.line);
+                self.complete_line(&line);
+                self.line = line;
+                self.line.clear();
             }
+            self.skipping_line = false;
             chunk = rest;
         }
+    }
+
+    /// One whole line, with its `\r` if it had one: skipped when
+    /// [`SseUsageParser::decide_skip`] would have skipped it, else read.
+    fn complete_line(&mut self, line: &[u8]) {
+        if line.starts_with(b"data:") && !self.event.wants_data() {
+            return;
+        }
+        if line.len() > MAX_DATA_BYTES {
+            self.data_overflow = true;
+            return;
+        }
+        self.on_line(line.strip_suffix(b"\r").unwrap_or(line));
     }
 
     /// Starts skipping a line as soon as its prefix shows it is not needed.
