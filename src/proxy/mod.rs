@@ -124,23 +124,25 @@ impl RequestContext {
         }
     }
 
-    fn draft(&self, account: Option<&Account>, status: u16) -> RecordDraft {
+    /// The record's request half, at the request's last use of its context: the
+    /// strings move into the record instead of being copied.
+    fn into_draft(self, account: Option<&Account>, status: u16) -> RecordDraft {
         RecordDraft {
-            id: self.id.clone(),
+            id: self.id,
             timestamp_ms: self.timestamp_ms,
             started: self.started,
-            method: self.method.clone(),
-            path: self.path.clone(),
+            method: self.method,
+            path: self.path,
             account_id: account.map(|a| a.id.clone()),
             account_name: account.map_or_else(|| NO_ACCOUNT.to_string(), |a| a.name.clone()),
             status,
             failover_attempts: self.failover_attempts,
             stream: self.meta.stream,
-            client_ip: self.client_ip.clone(),
-            requested_model: self.meta.model.clone(),
-            sent_model: self.sent_model.clone(),
+            client_ip: self.client_ip,
+            requested_model: self.meta.model,
+            sent_model: self.sent_model,
             provider: account.map(|a| a.provider.clone()),
-            api_key_name: self.api_key_name.clone(),
+            api_key_name: self.api_key_name,
         }
     }
 
@@ -237,7 +239,7 @@ pub async fn proxy(
             return local_answer(
                 &state,
                 &req,
-                &ctx,
+                ctx,
                 StatusCode::SERVICE_UNAVAILABLE,
                 "overloaded_error",
                 message,
@@ -269,7 +271,7 @@ pub async fn proxy(
             return local_answer(
                 &state,
                 &req,
-                &ctx,
+                ctx,
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "request_too_large",
                 &message,
@@ -281,7 +283,7 @@ pub async fn proxy(
             return local_answer(
                 &state,
                 &req,
-                &ctx,
+                ctx,
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 &message,
@@ -338,7 +340,7 @@ pub async fn proxy(
             ctx.failover_attempts += 1;
         }
     }
-    pool_exhausted(&state, &req, &ctx)
+    pool_exhausted(&state, &req, ctx)
 }
 
 enum BodyError {
@@ -630,7 +632,6 @@ fn deliver(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     let capture = ctx.payload_draft(&state.settings, req.headers(), response.headers());
-    let draft = ctx.draft(account.as_deref(), status.as_u16());
     let idle = state.settings.idle_timeout;
     let encoding = recording::Encoding::from_header(
         response
@@ -639,8 +640,10 @@ fn deliver(
             .and_then(|v| v.to_str().ok()),
     );
     builder.insert_header((OVERHEAD_HEADER, overhead_value(&ctx, &state.engine.metrics)));
+    let permit = ctx.permit.take();
+    let draft = ctx.into_draft(account.as_deref(), status.as_u16());
     let recorder = Recorder::new(state, draft, &content_type, encoding, capture);
-    let body = RecordingBody::new(response, length, recorder, idle).holding(ctx.permit.take());
+    let body = RecordingBody::new(response, length, recorder, idle).holding(permit);
     match length {
         Some(n) => builder.body(SizedStream::new(n, body)),
         None => builder.streaming(body),
@@ -679,7 +682,7 @@ async fn forward_unauthenticated(
             local_answer(
                 &state,
                 &req,
-                &ctx,
+                ctx,
                 StatusCode::BAD_GATEWAY,
                 "api_error",
                 &message,
@@ -691,7 +694,7 @@ async fn forward_unauthenticated(
 
 /// 503 when no account can take the request: who was skipped and when the first
 /// comes back, in the body and as `Retry-After`.
-fn pool_exhausted(state: &ProxyState, req: &HttpRequest, ctx: &RequestContext) -> HttpResponse {
+fn pool_exhausted(state: &ProxyState, req: &HttpRequest, ctx: RequestContext) -> HttpResponse {
     let now = now_ms();
     let next = ctx
         .skipped
@@ -742,7 +745,7 @@ fn pool_exhausted(state: &ProxyState, req: &HttpRequest, ctx: &RequestContext) -
 fn local_answer(
     state: &ProxyState,
     req: &HttpRequest,
-    ctx: &RequestContext,
+    ctx: RequestContext,
     status: StatusCode,
     kind: &str,
     message: &str,
@@ -770,7 +773,12 @@ fn local_answer(
     let capture = ctx
         .payload_draft(&state.settings, req.headers(), response.headers())
         .map(|d| (d, Bytes::from(body_text)));
-    recording::record_local_answer(state, ctx.draft(None, status.as_u16()), message, capture);
+    recording::record_local_answer(
+        state,
+        ctx.into_draft(None, status.as_u16()),
+        message,
+        capture,
+    );
     response
 }
 
