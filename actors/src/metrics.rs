@@ -15,7 +15,8 @@ use std::sync::Arc;
 pub struct RequestLabels {
     pub account: String,
     pub model: String,
-    pub status: String,
+    /// Written as the empty string when there is none, like the other labels.
+    pub status: Option<i32>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -25,7 +26,8 @@ pub struct AccountLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
-    pub kind: String,
+    /// One of four fixed names: no allocation per observed request.
+    pub kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -132,7 +134,7 @@ impl Metrics {
             .get_or_create(&RequestLabels {
                 account: r.account_name.clone(),
                 model: r.model.clone().unwrap_or_default(),
-                status: r.status_code.map(|s| s.to_string()).unwrap_or_default(),
+                status: r.status_code,
             })
             .inc();
         if r.failover_attempts > 0 {
@@ -146,7 +148,7 @@ impl Metrics {
         ] {
             if let Some(n) = n.filter(|n| *n > 0) {
                 self.tokens
-                    .get_or_create(&KindLabel { kind: kind.into() })
+                    .get_or_create(&KindLabel { kind })
                     .inc_by(n as u64);
             }
         }

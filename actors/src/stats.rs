@@ -221,6 +221,16 @@ pub struct HistorySeed {
     pub by_account: Vec<GroupRow>,
 }
 
+/// Counts a record in its group's tally; the name is copied only for a new group
+/// (`entry` would copy it for every request).
+fn add_to(groups: &mut HashMap<String, Tally>, name: &str, r: &RequestRecord) {
+    if let Some(t) = groups.get_mut(name) {
+        t.add(r);
+        return;
+    }
+    groups.entry(name.to_string()).or_default().add(r);
+}
+
 impl StatsAggregator {
     pub fn new(seed: HistorySeed, metrics: Arc<Metrics>, feed: LiveFeed) -> Self {
         let events = feed.0;
@@ -269,14 +279,11 @@ impl StatsAggregator {
     fn add(&mut self, r: &RequestRecord) {
         self.all.add(r);
         if let Some(model) = &r.model {
-            self.by_model.entry(model.clone()).or_default().add(r);
+            add_to(&mut self.by_model, model, r);
         }
-        self.by_account
-            .entry(r.account_name.clone())
-            .or_default()
-            .add(r);
+        add_to(&mut self.by_account, &r.account_name, r);
         if let Some(key) = &r.api_key_name {
-            self.by_key.entry(key.clone()).or_default().add(r);
+            add_to(&mut self.by_key, key, r);
         }
         if !r.success {
             if self.recent_errors.len() == RECENT_ERRORS {
