@@ -428,8 +428,8 @@ pub struct RecordingBody<S> {
     received: u64,
     idle: Pin<Box<Sleep>>,
     idle_timeout: Duration,
+    /// Taken when the body ends, so `None` also means ended.
     recorder: Option<Recorder>,
-    done: bool,
     /// The request's place under the concurrency cap, released with the body.
     _permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
@@ -448,7 +448,6 @@ impl<S> RecordingBody<S> {
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
             idle_timeout,
             recorder: Some(recorder),
-            done: false,
             _permit: None,
         }
     }
@@ -462,7 +461,6 @@ impl<S> RecordingBody<S> {
     /// Ends the body from `poll_next`: the record is built once the dispatcher has
     /// written the end to the client.
     fn finish(&mut self, end: BodyEnd) {
-        self.done = true;
         if let Some(r) = self.recorder.take() {
             after_flush(move || r.finish(end));
         }
@@ -490,7 +488,7 @@ where
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.done {
+        if this.recorder.is_none() {
             return Poll::Ready(None);
         }
         match Pin::new(&mut this.upstream).poll_next(cx) {

@@ -100,10 +100,12 @@ struct TotalsRow {
 }
 
 /// SQLite settings of every pooled connection. The page cache is 512 KiB per
-/// connection instead of SQLite's 2 MiB: the logger's inserts touch a few dozen
-/// pages per batch, reads of older rows come from the kernel's page cache either way,
-/// and four connections' caches filling up slowly over an hour as the database
-/// grew were most of the daemon's RSS growth in the soak test (`docs/testing.md`).
+/// connection instead of SQLite's 2 MiB. A busy logger batch outgrows it and spills
+/// pages to the WAL early, but a 16 MiB cache for the batch measured no faster
+/// (docs/performance.md); reads of older rows come from the kernel's page cache
+/// either way; and four connections' caches filling up slowly over an hour as the
+/// database grew were most of the daemon's RSS growth in the soak test
+/// (`docs/testing.md`).
 const SQLITE_SESSION: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
      PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;";
 
