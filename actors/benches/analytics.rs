@@ -97,7 +97,7 @@ fn entry(record: RequestRecord, payload: bool) -> LogEntry {
     });
     LogEntry {
         record: Arc::new(record),
-        payload,
+        payload: payload.map(Arc::new),
     }
 }
 

@@ -20,14 +20,14 @@ fn main() {
                 let record = sample(&id);
                 LogEntry {
                     record: Arc::new(record),
-                    payload: Some(RequestPayload {
+                    payload: Some(Arc::new(RequestPayload {
                         request_id: id,
                         request_headers: r#"{"content-type":"application/json","anthropic-version":"2023-06-01"}"#.into(),
                         request_body: Some(br#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}"#.to_vec()),
                         response_headers: r#"{"content-type":"application/json"}"#.into(),
                         response_body: Some(vec![b'x'; 400]),
                         truncated: false,
-                    }),
+                    })),
                 }
             })
             .collect();

@@ -234,7 +234,10 @@ pub async fn one(
         // ~100 ms later); the logger still holds it then.
         let held = engine.logger.send(PendingEntry(id.clone())).await;
         found = match held {
-            Ok(Some(entry)) => Some((Arc::unwrap_or_clone(entry.record), entry.payload)),
+            Ok(Some(entry)) => Some((
+                Arc::unwrap_or_clone(entry.record),
+                entry.payload.map(Arc::unwrap_or_clone),
+            )),
             // Written between the two looks.
             _ => stored().await?,
         };

@@ -378,7 +378,7 @@ impl Recorder {
 pub fn submit(state: &ProxyState, record: RequestRecord, payload: Option<RequestPayload>) {
     state.engine.logger.do_send(RecordRequest(LogEntry {
         record: Arc::new(record),
-        payload,
+        payload: payload.map(Arc::new),
     }));
 }
 

@@ -27,7 +27,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{CustomizeConnection, Pool, PooledConnection};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
-use models::AccountRow;
+use models::{AccountRow, SharedRow};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,7 +63,7 @@ pub enum StoreError {
 pub struct LogEntry {
     /// Shared with the live stats, which the logger hands it on to.
     pub record: Arc<RequestRecord>,
-    pub payload: Option<RequestPayload>,
+    pub payload: Option<Arc<RequestPayload>>,
 }
 
 /// Totals over the whole request history, for the stats counters at start-up.
@@ -127,72 +127,71 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SessionSettings
     }
 }
 
-/// How many records an SQLite batch writes between two `sched_yield`s, while it
-/// yields at all (see [`Store::insert_requests_yielding`]).
-const SQLITE_YIELD_EVERY: usize = 4;
+/// Rows per `INSERT` statement when a logger batch is written. One statement per
+/// row spent a quarter of the writer's time in diesel walking and binding the
+/// query, and SQLite starting the statement; sixteen rows per statement share that
+/// (docs/performance.md, seventh round). 16 × 25 columns stays far below either
+/// dialect's limit on bound parameters.
+const ROWS_PER_INSERT: usize = 16;
+
+/// `INSERT` that skips a row whose id is already stored, in the dialect's words.
+///
+/// A record is only stored twice when a batch is retried after a commit that did
+/// land but reported failure (a PostgreSQL connection lost at `COMMIT`); failing
+/// the whole batch on it would keep failing, and the records behind it would pile
+/// up until dropped. (The batch's rollup increments are added again then: a
+/// rollup may count such a batch twice.) On SQLite, `OR IGNORE` also spares the
+/// requests' multi-row statement a statement journal: it can no longer abort
+/// half-way, so there is nothing to undo (measured: a sixth of the writer's time).
+macro_rules! insert_new {
+    (Sqlite, $c:ident, $table:expr, $values:expr) => {
+        diesel::insert_or_ignore_into($table)
+            .values($values)
+            .execute($c)
+    };
+    (Postgres, $c:ident, $table:expr, $values:expr) => {
+        diesel::insert_into($table)
+            .values($values)
+            .on_conflict_do_nothing()
+            .execute($c)
+    };
+}
 
 /// The inserts of [`Store::insert_requests`] and the batch's rollup increments,
 /// written once for both dialects' connection types. Until `$yield_until` (an
-/// `Option<Instant>`) it yields the CPU every [`SQLITE_YIELD_EVERY`] records.
+/// `Option<Instant>`) it yields the CPU before every statement.
 macro_rules! insert_entries {
-    ($c:ident, $batch:expr, $yield_until:expr) => {{
-        use schema::request_payloads::dsl as p;
-        use schema::requests::dsl as r;
+    ($dialect:ident, $c:ident, $batch:expr, $yield_until:expr) => {{
+        let batch: &[LogEntry] = $batch;
         let yield_until: Option<Instant> = $yield_until;
-        let pace = |i: usize| {
-            if i % SQLITE_YIELD_EVERY == SQLITE_YIELD_EVERY - 1
-                && yield_until.is_some_and(|t| Instant::now() < t)
-            {
+        let pace = || {
+            if yield_until.is_some_and(|t| Instant::now() < t) {
                 std::thread::yield_now();
             }
         };
-        for (i, entry) in $batch.iter().enumerate() {
-            pace(i);
-            let e = &entry.record;
-            diesel::insert_into(r::requests)
-                .values((
-                    r::id.eq(&e.id),
-                    r::timestamp.eq(e.timestamp),
-                    r::method.eq(&e.method),
-                    r::path.eq(&e.path),
-                    r::account_id.eq(&e.account_id),
-                    r::account_name.eq(&e.account_name),
-                    r::status_code.eq(e.status_code),
-                    r::success.eq(e.success),
-                    r::error_message.eq(&e.error_message),
-                    r::response_time_ms.eq(e.response_time_ms),
-                    r::time_to_first_token_ms.eq(e.time_to_first_token_ms),
-                    r::failover_attempts.eq(e.failover_attempts),
-                    r::model.eq(&e.model),
-                    r::input_tokens.eq(e.input_tokens),
-                    r::output_tokens.eq(e.output_tokens),
-                    r::cache_read_input_tokens.eq(e.cache_read_input_tokens),
-                    r::cache_creation_input_tokens.eq(e.cache_creation_input_tokens),
-                    r::cost_usd.eq(e.cost_usd),
-                    r::output_tokens_per_second.eq(e.output_tokens_per_second),
-                    r::stream.eq(e.stream),
-                    r::client_ip.eq(&e.client_ip),
-                    r::requested_model.eq(&e.requested_model),
-                    r::provider.eq(&e.provider),
-                    r::api_key_name.eq(&e.api_key_name),
-                    r::instance_id.eq(&e.instance_id),
-                ))
-                .execute($c)?;
+        let mut chunks = batch.chunks_exact(ROWS_PER_INSERT);
+        for chunk in &mut chunks {
+            pace();
+            let rows: [SharedRow<RequestRecord>; ROWS_PER_INSERT] =
+                std::array::from_fn(|k| SharedRow(chunk[k].record.clone()));
+            insert_new!($dialect, $c, schema::requests::table, &rows)?;
         }
-        for (i, pl) in $batch.iter().filter_map(|e| e.payload.as_ref()).enumerate() {
-            pace(i);
-            diesel::insert_into(p::request_payloads)
-                .values((
-                    p::request_id.eq(&pl.request_id),
-                    p::request_headers.eq(&pl.request_headers),
-                    p::request_body.eq(&pl.request_body),
-                    p::response_headers.eq(&pl.response_headers),
-                    p::response_body.eq(&pl.response_body),
-                    p::truncated.eq(pl.truncated),
-                ))
-                .execute($c)?;
+        for entry in chunks.remainder() {
+            insert_new!($dialect, $c, schema::requests::table, &*entry.record)?;
         }
-        rollup::add($c, $batch.iter().map(|e| &*e.record))?;
+        let payloads: Vec<&Arc<RequestPayload>> =
+            batch.iter().filter_map(|e| e.payload.as_ref()).collect();
+        let mut chunks = payloads.chunks_exact(ROWS_PER_INSERT);
+        for chunk in &mut chunks {
+            pace();
+            let rows: [SharedRow<RequestPayload>; ROWS_PER_INSERT] =
+                std::array::from_fn(|k| SharedRow(Arc::clone(chunk[k])));
+            insert_new!($dialect, $c, schema::request_payloads::table, &rows)?;
+        }
+        for payload in chunks.remainder() {
+            insert_new!($dialect, $c, schema::request_payloads::table, &***payload)?;
+        }
+        rollup::add($c, batch.iter().map(|e| &*e.record))?;
         Ok::<_, DieselError>(())
     }};
 }
@@ -406,8 +405,8 @@ impl Store {
     }
 
     /// [`Store::insert_requests`] for a logger that is keeping up: on SQLite it
-    /// yields the CPU every few records until `until`, then writes the rest at
-    /// once.
+    /// yields the CPU between statements (every [`ROWS_PER_INSERT`] records) until
+    /// `until`, then writes the rest at once.
     ///
     /// SQLite runs on this thread, so a batch is milliseconds of CPU in one piece.
     /// A proxy worker (or the client, or the upstream) woken meanwhile on the same
@@ -435,10 +434,12 @@ impl Store {
         let mut conn = self.conn()?;
         match &mut *conn {
             AnyConnection::Sqlite(c) => {
-                c.immediate_transaction(|c| insert_entries!(c, batch, yield_until))?
+                c.immediate_transaction(|c| insert_entries!(Sqlite, c, batch, yield_until))?
             }
             // PostgreSQL does the work in its own process: nothing to yield.
-            AnyConnection::Postgres(c) => c.transaction(|c| insert_entries!(c, batch, None))?,
+            AnyConnection::Postgres(c) => {
+                c.transaction(|c| insert_entries!(Postgres, c, batch, None))?
+            }
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ use super::schema::{accounts, request_payloads, requests};
 use crate::domain::{Account, AccountKind, Secret};
 use crate::secrets::{Cipher, DecryptError};
 use diesel::prelude::*;
+use std::sync::Arc;
 
 #[derive(Queryable, Selectable, Insertable, AsChangeset, Debug)]
 #[diesel(table_name = accounts, treat_none_as_null = true)]
@@ -128,7 +129,7 @@ impl AccountRow {
 
 /// One proxied request as recorded: who served it, how it went, what it used and cost.
 #[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq)]
-#[diesel(table_name = requests)]
+#[diesel(table_name = requests, treat_none_as_default_value = false)]
 pub struct RequestRecord {
     pub id: String,
     pub timestamp: i64,
@@ -162,7 +163,7 @@ pub struct RequestRecord {
 
 /// What went over the wire for one request, capped, with credential headers removed.
 #[derive(Queryable, Selectable, Insertable, Clone, Debug, PartialEq)]
-#[diesel(table_name = request_payloads)]
+#[diesel(table_name = request_payloads, treat_none_as_default_value = false)]
 pub struct RequestPayload {
     pub request_id: String,
     /// JSON object of header name → value.
@@ -172,4 +173,31 @@ pub struct RequestPayload {
     pub response_body: Option<Vec<u8>>,
     /// A body was longer than the capture limit and was cut.
     pub truncated: bool,
+}
+
+/// A row shared with others (the live stats hold the same record) as one row of a
+/// multi-row `INSERT`. Diesel prepares an insert from a `&[T; N]` once and reuses
+/// the statement, found by type, when `T` is an owned type: this is that type.
+pub(crate) struct SharedRow<T>(pub Arc<T>);
+
+impl<T, Tab> Insertable<Tab> for SharedRow<T>
+where
+    T: Insertable<Tab> + Clone,
+{
+    type Values = T::Values;
+
+    fn values(self) -> Self::Values {
+        Arc::unwrap_or_clone(self.0).values()
+    }
+}
+
+impl<'a, T, Tab> Insertable<Tab> for &'a SharedRow<T>
+where
+    &'a T: Insertable<Tab>,
+{
+    type Values = <&'a T as Insertable<Tab>>::Values;
+
+    fn values(self) -> Self::Values {
+        (&*self.0).values()
+    }
 }

@@ -124,7 +124,7 @@ fn entry(record: RequestRecord, with_payload: bool) -> LogEntry {
     });
     LogEntry {
         record: Arc::new(record),
-        payload,
+        payload: payload.map(Arc::new),
     }
 }
 
@@ -187,6 +187,60 @@ fn a_yielding_batch_stores_everything_an_immediate_one_does() {
                     "{id}"
                 );
             }
+        },
+    );
+}
+
+#[test]
+fn a_batch_stores_every_field_and_a_record_stored_before_is_kept_once() {
+    each_backend(
+        "a_batch_stores_every_field_and_a_record_stored_before_is_kept_once",
+        |backend| {
+            let store = backend.open(test_cipher()).expect("open");
+            // Every optional field set on odd records, none on even ones, across
+            // full multi-row statements and a remainder.
+            let batch: Vec<LogEntry> = (0..21)
+                .map(|i| {
+                    let mut r = record(&format!("f{i:03}"), 1000 + i, true);
+                    if i % 2 == 1 {
+                        r.error_message = Some("e".into());
+                        r.time_to_first_token_ms = Some(3);
+                        r.cache_read_input_tokens = Some(9);
+                        r.output_tokens_per_second = Some(1.5);
+                        r.client_ip = Some("127.0.0.1".into());
+                        r.requested_model = Some("m".into());
+                        r.provider = Some("anthropic".into());
+                        r.api_key_name = Some("k".into());
+                        r.instance_id = Some("i".into());
+                        r.stream = true;
+                    } else {
+                        r.account_id = None;
+                        r.status_code = None;
+                        r.model = None;
+                        r.input_tokens = None;
+                        r.output_tokens = None;
+                        r.cache_creation_input_tokens = None;
+                        r.cost_usd = None;
+                    }
+                    entry(r, i % 3 == 0)
+                })
+                .collect();
+            store.insert_requests(&batch).expect("insert");
+            for e in &batch {
+                let (stored, payload) = store
+                    .request_by_id(&e.record.id)
+                    .expect("row")
+                    .expect("stored");
+                assert_eq!(stored, *e.record);
+                assert_eq!(payload.as_ref(), e.payload.as_deref());
+            }
+            // A batch retried after a commit that did land: its records are not
+            // stored twice, and the new ones in it are stored.
+            let mut retried: Vec<LogEntry> = batch[..17].to_vec();
+            retried.push(entry(record("f100", 2000, true), true));
+            store.insert_requests(&retried).expect("insert again");
+            assert_eq!(store.history_totals().expect("totals").requests, 22);
+            assert!(store.request_payload("f100").expect("payload").is_some());
         },
     );
 }
@@ -301,14 +355,14 @@ fn retention_deletes_every_old_payload_and_request_in_small_batches() {
                         if i < 20 { 1_000 + i } else { 1_000_000 + i },
                         true,
                     )),
-                    payload: Some(RequestPayload {
+                    payload: Some(Arc::new(RequestPayload {
                         request_id: format!("r{i:03}"),
                         request_headers: "{}".into(),
                         request_body: None,
                         response_headers: "{}".into(),
                         response_body: None,
                         truncated: false,
-                    }),
+                    })),
                 })
                 .collect();
             store.insert_requests(&batch).expect("insert");
