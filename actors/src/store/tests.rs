@@ -552,3 +552,18 @@ fn every_sqlite_connection_has_the_small_page_cache() {
         held.push(conn);
     }
 }
+
+#[test]
+fn a_new_sqlite_database_has_8_kib_pages() {
+    use diesel::sql_types::BigInt;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        page_size: i64,
+    }
+    let (_dir, store) = temp_store();
+    let rows: Vec<Row> = diesel::sql_query("PRAGMA page_size")
+        .load(&mut *store.conn().expect("connection"))
+        .expect("pragma");
+    assert_eq!(rows.first().map(|r| r.page_size), Some(8_192));
+}
