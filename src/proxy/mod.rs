@@ -187,10 +187,12 @@ fn storable_headers(headers: &HeaderMap) -> String {
         if out.len() > 1 {
             out.push(b',');
         }
-        json_string(&mut out, name);
-        out.push(b':');
+        // A header name is a lowercase token: nothing in it needs escaping.
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
         if same == 1 {
-            json_string(&mut out, &String::from_utf8_lossy(first));
+            json_value(&mut out, first);
         } else {
             let joined: Vec<_> = rest[..same]
                 .iter()
@@ -209,6 +211,22 @@ fn storable_headers(headers: &HeaderMap) -> String {
 fn json_string(out: &mut Vec<u8>, s: &str) {
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Appends a header value as a JSON string literal: printable ASCII without `"` or
+/// `\` (nearly every value) as it is, anything else through [`json_string`], with
+/// bytes that are not UTF-8 replaced.
+fn json_value(out: &mut Vec<u8>, value: &[u8]) {
+    if value
+        .iter()
+        .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(value);
+        out.push(b'"');
+    } else {
+        json_string(out, &String::from_utf8_lossy(value));
+    }
 }
 
 /// The outcome of one upstream attempt.
@@ -803,10 +821,11 @@ mod tests {
         add("anthropic-beta", b"b");
         add("x-quote", br#"say "hi" \ ok"#);
         add("x-latin1", &[0x63, 0x61, 0x66, 0xe9]);
+        add("x-tab", b"a\tb");
         let stored = storable_headers(&headers);
         assert_eq!(
             stored,
-            "{\"anthropic-beta\":\"a, b\",\"x-b\":\"two\",\"x-latin1\":\"caf\u{fffd}\",\"x-quote\":\"say \\\"hi\\\" \\\\ ok\"}"
+            "{\"anthropic-beta\":\"a, b\",\"x-b\":\"two\",\"x-latin1\":\"caf\u{fffd}\",\"x-quote\":\"say \\\"hi\\\" \\\\ ok\",\"x-tab\":\"a\\tb\"}"
         );
         let parsed: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
         assert_eq!(parsed["x-quote"], r#"say "hi" \ ok"#);
