@@ -64,11 +64,24 @@ impl Default for SseUsageParser {
 #[derive(Deserialize)]
 struct Event {
     #[serde(rename = "type")]
-    kind: Option<String>,
+    kind: Option<Kind>,
     message: Option<StartMessage>,
     usage: Option<Usage>,
     delta: Option<Delta>,
     error: Option<ErrorBody>,
+}
+
+/// An event's `type`, read without allocating.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    MessageStart,
+    MessageDelta,
+    MessageStop,
+    ContentBlockDelta,
+    Error,
+    #[serde(other)]
+    Other,
 }
 
 #[derive(Deserialize)]
@@ -201,8 +214,8 @@ impl SseUsageParser {
     }
 
     fn apply(&mut self, event: Event) {
-        match event.kind.as_deref() {
-            Some("message_start") => {
+        match event.kind {
+            Some(Kind::MessageStart) => {
                 self.saw_message_start = true;
                 if let Some(m) = event.message {
                     if m.model.is_some() {
@@ -213,7 +226,7 @@ impl SseUsageParser {
                     }
                 }
             }
-            Some("message_delta") => {
+            Some(Kind::MessageDelta) => {
                 if let Some(u) = event.usage {
                     self.usage.merge(&u);
                 }
@@ -221,9 +234,9 @@ impl SseUsageParser {
                     self.stop_reason = Some(reason);
                 }
             }
-            Some("message_stop") => self.saw_message_stop = true,
-            Some("content_block_delta") => self.saw_content = true,
-            Some("error") => {
+            Some(Kind::MessageStop) => self.saw_message_stop = true,
+            Some(Kind::ContentBlockDelta) => self.saw_content = true,
+            Some(Kind::Error) => {
                 self.error = Some(
                     event
                         .error
