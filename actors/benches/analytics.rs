@@ -90,9 +90,9 @@ fn entry(record: RequestRecord, payload: bool) -> LogEntry {
     let payload = payload.then(|| RequestPayload {
         request_id: record.id.clone(),
         request_headers: r#"{"content-type":"application/json"}"#.into(),
-        request_body: Some(vec![b'x'; 1500]),
+        request_body: Some(vec![b'x'; 1500].into()),
         response_headers: r#"{"content-type":"application/json"}"#.into(),
-        response_body: Some(vec![b'y'; 800]),
+        response_body: Some(vec![b'y'; 800].into()),
         truncated: false,
     });
     LogEntry {

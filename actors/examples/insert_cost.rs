@@ -23,9 +23,9 @@ fn main() {
                     payload: Some(Arc::new(RequestPayload {
                         request_id: id,
                         request_headers: r#"{"content-type":"application/json","anthropic-version":"2023-06-01"}"#.into(),
-                        request_body: Some(br#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}"#.to_vec()),
+                        request_body: Some(br#"{"model":"claude-sonnet-4-5","max_tokens":64,"messages":[{"role":"user","content":"Hi"}]}"#.to_vec().into()),
                         response_headers: r#"{"content-type":"application/json"}"#.into(),
-                        response_body: Some(vec![b'x'; 400]),
+                        response_body: Some(vec![b'x'; 400].into()),
                         truncated: false,
                     })),
                 }

@@ -25,6 +25,7 @@ use claudeflare_actors::registry::{
     AuthFailedMark, CooldownMark, RateLimitMark, RateLimitObserved, RecordUse,
 };
 use claudeflare_actors::selector::Skipped;
+use claudeflare_actors::store::Blob;
 use claudeflare_actors::Engine;
 use futures_util::StreamExt;
 use recording::{PayloadDraft, RecordDraft, Recorder, RecordingBody};
@@ -160,10 +161,21 @@ impl RequestContext {
         let truncated = self.body.len() > limit;
         Some(PayloadDraft {
             request_headers: storable_headers(request_headers),
-            request_body: Some(self.body[..self.body.len().min(limit)].to_vec()),
+            request_body: Some(Blob(within(&self.body, limit))),
             response_headers: storable_headers(response_headers),
             truncated,
         })
+    }
+}
+
+/// The first `limit` bytes of a body to be stored: shared when it is all of it,
+/// copied when cut, so that a stored prefix does not hold the whole body's buffer
+/// while the record waits for its batch.
+fn within(body: &Bytes, limit: usize) -> Bytes {
+    if body.len() <= limit {
+        body.clone()
+    } else {
+        Bytes::copy_from_slice(&body[..limit])
     }
 }
 
@@ -804,6 +816,16 @@ fn local_answer(
 mod tests {
     use super::*;
     use actix_web::http::header::{HeaderName, HeaderValue};
+
+    #[test]
+    fn a_stored_body_shares_its_buffer_unless_cut() {
+        let body = Bytes::from(vec![7u8; 100]);
+        let whole = within(&body, 100);
+        assert_eq!(whole.as_ptr(), body.as_ptr());
+        let cut = within(&body, 10);
+        assert_eq!(cut.len(), 10);
+        assert_ne!(cut.as_ptr(), body.as_ptr());
+    }
 
     #[test]
     fn stored_headers_are_sorted_joined_escaped_and_without_secrets() {

@@ -3,10 +3,10 @@
 //! and turned into one request record when the body ends, breaks, or is dropped.
 
 use super::ProxyState;
-use actix_web::web::{self, Bytes};
+use actix_web::web::{self, Bytes, BytesMut};
 use claudeflare_actors::logger::RecordRequest;
 use claudeflare_actors::protocol::{usage, SseUsageParser};
-use claudeflare_actors::store::{LogEntry, RequestPayload, RequestRecord};
+use claudeflare_actors::store::{Blob, LogEntry, RequestPayload, RequestRecord};
 use futures_util::Stream;
 use std::future::Future;
 use std::pin::Pin;
@@ -109,7 +109,7 @@ impl RecordDraft {
 #[derive(Debug)]
 pub struct PayloadDraft {
     pub request_headers: String,
-    pub request_body: Option<Vec<u8>>,
+    pub request_body: Option<Blob>,
     pub response_headers: String,
     pub truncated: bool,
 }
@@ -251,12 +251,16 @@ impl Recorder {
         } = self;
         state.engine.metrics.in_flight_streams.dec();
         let ended = Instant::now();
-        let body_joined = || -> Vec<u8> {
-            let mut all = Vec::with_capacity(kept_len);
+        // One chunk (a JSON answer usually is) is shared, not copied.
+        let body_joined = || -> Bytes {
+            if let [only] = kept.as_slice() {
+                return only.clone();
+            }
+            let mut all = BytesMut::with_capacity(kept_len);
             for c in &kept {
                 all.extend_from_slice(c);
             }
-            all
+            all.freeze()
         };
         let ok_status = (200..300).contains(&draft.status);
 
@@ -357,15 +361,14 @@ impl Recorder {
         });
         let payload = capture.map(|c| {
             let limit = state.settings.payload_max_bytes;
-            let mut body = joined.unwrap_or_else(body_joined);
+            let body = joined.unwrap_or_else(body_joined);
             let truncated = c.truncated || body.len() > limit;
-            body.truncate(limit);
             RequestPayload {
                 request_id: record.id.clone(),
                 request_headers: c.request_headers,
                 request_body: c.request_body,
                 response_headers: c.response_headers,
-                response_body: Some(body),
+                response_body: Some(Blob(super::within(&body, limit))),
                 truncated,
             }
         });
@@ -405,7 +408,7 @@ pub fn record_local_answer(
         request_headers: c.request_headers,
         request_body: c.request_body,
         response_headers: c.response_headers,
-        response_body: Some(body.to_vec()),
+        response_body: Some(Blob(body)),
         truncated: c.truncated,
     });
     submit(state, record, payload);

@@ -1,7 +1,7 @@
 //! The management API beyond accounts: health, stats, request history and its live
 //! stream, analytics, config, retention, maintenance, metrics, and error shapes.
 
-use crate::helpers::{spawn_app, TestApp, BODY, STREAM_BODY};
+use crate::helpers::{spawn_app, spawn_app_with, TestApp, BODY, STREAM_BODY};
 use crate::mock::{Behavior, SseEnd};
 use claudeflare_actors::clock::now_ms;
 use claudeflare_actors::secrets::Cipher;
@@ -176,6 +176,23 @@ async fn accounts_can_be_read_renamed_and_unbenched() {
     assert_eq!(status, 200);
     assert_eq!(a["available"], true);
     assert_eq!(a["rateLimitedUntil"], Value::Null);
+}
+
+#[actix_web::test]
+async fn stored_bodies_are_cut_at_the_payload_limit() {
+    let app = spawn_app_with(|c| c.payload_max_bytes = 40).await;
+    app.add_account("alpha", KEY_A).await;
+    let id = app.message(BODY).await.request_id();
+    app.wait_for_requests(1).await;
+    let (status, detail) = app.get_json(&format!("/api/requests/{id}")).await;
+    assert_eq!(status, 200);
+    let payload = &detail["payload"];
+    assert_eq!(payload["truncated"], true, "{payload}");
+    // Cut JSON no longer parses, so the API shows it as text.
+    assert_eq!(payload["requestBody"], BODY[..40]);
+    let response = payload["responseBody"].as_str().unwrap_or_default();
+    assert_eq!(response.len(), 40, "{payload}");
+    assert!(response.starts_with('{'), "{payload}");
 }
 
 #[actix_web::test]

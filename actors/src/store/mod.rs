@@ -15,7 +15,7 @@ pub mod testing;
 pub use connection::{AnyConnection, Dialect};
 pub use sync::{AccountDelta, RefreshLock};
 
-pub use models::{RequestPayload, RequestRecord};
+pub use models::{Blob, RequestPayload, RequestRecord};
 pub use queries::{AnalyticsFilter, Breakdown, BucketRow, GroupRow, RequestFilter, StatusFilter};
 pub use rollup::Analytics;
 

@@ -168,11 +168,64 @@ pub struct RequestPayload {
     pub request_id: String,
     /// JSON object of header name → value.
     pub request_headers: String,
-    pub request_body: Option<Vec<u8>>,
+    pub request_body: Option<Blob>,
     pub response_headers: String,
-    pub response_body: Option<Vec<u8>>,
+    pub response_body: Option<Blob>,
     /// A body was longer than the capture limit and was cut.
     pub truncated: bool,
+}
+
+/// A stored body. It shares the buffer it was captured from, so a request body
+/// (often hundreds of kB from Claude Code) is not copied to be stored; read back,
+/// it owns its bytes.
+#[derive(
+    Clone,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Binary)]
+pub struct Blob(pub bytes::Bytes);
+
+impl std::ops::Deref for Blob {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(v: Vec<u8>) -> Self {
+        Blob(v.into())
+    }
+}
+
+impl<DB> diesel::serialize::ToSql<diesel::sql_types::Binary, DB> for Blob
+where
+    DB: diesel::backend::Backend,
+    [u8]: diesel::serialize::ToSql<diesel::sql_types::Binary, DB>,
+{
+    fn to_sql<'b>(
+        &'b self,
+        out: &mut diesel::serialize::Output<'b, '_, DB>,
+    ) -> diesel::serialize::Result {
+        <[u8] as diesel::serialize::ToSql<diesel::sql_types::Binary, DB>>::to_sql(&self.0, out)
+    }
+}
+
+impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Binary, DB> for Blob
+where
+    DB: diesel::backend::Backend,
+    Vec<u8>: diesel::deserialize::FromSql<diesel::sql_types::Binary, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+        <Vec<u8> as diesel::deserialize::FromSql<diesel::sql_types::Binary, DB>>::from_sql(bytes)
+            .map(Blob::from)
+    }
 }
 
 /// A row shared with others (the live stats hold the same record) as one row of a

@@ -117,7 +117,7 @@ fn entry(record: RequestRecord, with_payload: bool) -> LogEntry {
     let payload = with_payload.then(|| RequestPayload {
         request_id: record.id.clone(),
         request_headers: "{}".into(),
-        request_body: Some(b"{}".to_vec()),
+        request_body: Some(b"{}".to_vec().into()),
         response_headers: "{}".into(),
         response_body: None,
         truncated: false,
