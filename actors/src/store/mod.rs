@@ -169,28 +169,27 @@ macro_rules! insert_entries {
                 std::thread::yield_now();
             }
         };
-        let mut chunks = batch.chunks_exact(ROWS_PER_INSERT);
-        for chunk in &mut chunks {
-            pace();
-            let rows: [SharedRow<RequestRecord>; ROWS_PER_INSERT] =
-                std::array::from_fn(|k| SharedRow(chunk[k].record.clone()));
-            insert_new!($dialect, $c, schema::requests::table, &rows)?;
+        // Full statements of shared rows, then the remainder row by row.
+        macro_rules! insert_rows {
+            ($table:expr, $rows:expr) => {{
+                let rows: Vec<&Arc<_>> = $rows.collect();
+                let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+                for chunk in &mut chunks {
+                    pace();
+                    let shared: [SharedRow<_>; ROWS_PER_INSERT] =
+                        std::array::from_fn(|k| SharedRow(Arc::clone(chunk[k])));
+                    insert_new!($dialect, $c, $table, &shared)?;
+                }
+                for row in chunks.remainder() {
+                    insert_new!($dialect, $c, $table, Arc::as_ref(row))?;
+                }
+            }};
         }
-        for entry in chunks.remainder() {
-            insert_new!($dialect, $c, schema::requests::table, &*entry.record)?;
-        }
-        let payloads: Vec<&Arc<RequestPayload>> =
-            batch.iter().filter_map(|e| e.payload.as_ref()).collect();
-        let mut chunks = payloads.chunks_exact(ROWS_PER_INSERT);
-        for chunk in &mut chunks {
-            pace();
-            let rows: [SharedRow<RequestPayload>; ROWS_PER_INSERT] =
-                std::array::from_fn(|k| SharedRow(Arc::clone(chunk[k])));
-            insert_new!($dialect, $c, schema::request_payloads::table, &rows)?;
-        }
-        for payload in chunks.remainder() {
-            insert_new!($dialect, $c, schema::request_payloads::table, &***payload)?;
-        }
+        insert_rows!(schema::requests::table, batch.iter().map(|e| &e.record));
+        insert_rows!(
+            schema::request_payloads::table,
+            batch.iter().filter_map(|e| e.payload.as_ref())
+        );
         rollup::add($c, batch.iter().map(|e| &*e.record))?;
         Ok::<_, DieselError>(())
     }};
