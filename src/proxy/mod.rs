@@ -42,6 +42,11 @@ pub const ACCOUNT_HEADER: &str = "x-claudeflare-account";
 /// the upstream's response headers.
 pub const OVERHEAD_HEADER: &str = "x-claudeflare-overhead-ms";
 
+/// The three names above, parsed once: every answer carries them.
+static REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+static ACCOUNT_NAME: HeaderName = HeaderName::from_static(ACCOUNT_HEADER);
+static OVERHEAD_NAME: HeaderName = HeaderName::from_static(OVERHEAD_HEADER);
+
 /// The proxy's settings, fixed at start.
 #[derive(Clone, Debug)]
 pub struct ProxySettings {
@@ -179,40 +184,35 @@ fn within(body: &Bytes, limit: usize) -> Bytes {
     }
 }
 
-/// Headers as a JSON object, with every credential-bearing header removed; names
-/// sorted, a repeated header's values joined with ", ". Written straight into one
-/// buffer: two of these per request, so no map of owned strings in between.
+/// Headers as a JSON object, with every credential-bearing header removed; a repeated
+/// header's values joined with ", ". Written straight into one buffer in the map's
+/// order (the API's reader sorts the names): two of these per request.
 fn storable_headers(headers: &HeaderMap) -> String {
-    let mut kept: Vec<(&str, &[u8])> = headers
+    let mut out = Vec::with_capacity(2 + 48 * headers.len());
+    out.push(b'{');
+    // actix's map yields a repeated header's values one after another.
+    let mut pairs = headers
         .iter()
         .filter(|(name, _)| rules::storable(name.as_str()))
-        .map(|(name, value)| (name.as_str(), value.as_bytes()))
-        .collect();
-    // Stable: a repeated header keeps its values in order.
-    kept.sort_by(|a, b| a.0.cmp(b.0));
-    let size: usize = kept.iter().map(|(n, v)| n.len() + v.len() + 6).sum();
-    let mut out = Vec::with_capacity(2 + size);
-    out.push(b'{');
-    let mut rest = kept.as_slice();
-    while let Some(&(name, first)) = rest.first() {
-        let same = rest.iter().take_while(|(n, _)| *n == name).count();
+        .peekable();
+    while let Some((name, first)) = pairs.next() {
         if out.len() > 1 {
             out.push(b',');
         }
         // A header name is a lowercase token: nothing in it needs escaping.
         out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b"\":");
-        if same == 1 {
-            json_value(&mut out, first);
+        if pairs.peek().is_some_and(|(next, _)| *next == name) {
+            let mut joined = String::from_utf8_lossy(first.as_bytes()).into_owned();
+            while let Some((_, value)) = pairs.next_if(|(next, _)| *next == name) {
+                joined.push_str(", ");
+                joined.push_str(&String::from_utf8_lossy(value.as_bytes()));
+            }
+            json_string(&mut out, &joined);
         } else {
-            let joined: Vec<_> = rest[..same]
-                .iter()
-                .map(|(_, v)| String::from_utf8_lossy(v))
-                .collect();
-            json_string(&mut out, &joined.join(", "));
+            json_value(&mut out, first.as_bytes());
         }
-        rest = &rest[same..];
     }
     out.push(b'}');
     // Only valid UTF-8 was written.
@@ -636,9 +636,11 @@ fn deliver(
         }
     }
     let account_name = account.as_ref().map_or(NO_ACCOUNT, |a| a.name.as_str());
-    builder.insert_header((REQUEST_ID_HEADER, ctx.id.as_str()));
+    if let Ok(v) = HeaderValue::from_str(&ctx.id) {
+        builder.insert_header((REQUEST_ID_NAME.clone(), v));
+    }
     if let Ok(v) = HeaderValue::from_str(account_name) {
-        builder.insert_header((ACCOUNT_HEADER, v));
+        builder.insert_header((ACCOUNT_NAME.clone(), v));
     }
     if let Some(a) = &account {
         let used = RecordUse {
@@ -654,8 +656,7 @@ fn deliver(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+        .unwrap_or("");
     let length = response
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -669,10 +670,13 @@ fn deliver(
             .get(header::CONTENT_ENCODING)
             .and_then(|v| v.to_str().ok()),
     );
-    builder.insert_header((OVERHEAD_HEADER, overhead_value(&ctx, &state.engine.metrics)));
+    builder.insert_header((
+        OVERHEAD_NAME.clone(),
+        overhead_value(&ctx, &state.engine.metrics),
+    ));
     let permit = ctx.permit.take();
     let draft = ctx.into_draft(account.as_deref(), status.as_u16());
-    let recorder = Recorder::new(state, draft, &content_type, encoding, capture);
+    let recorder = Recorder::new(state, draft, content_type, encoding, capture);
     let body = RecordingBody::new(response, length, recorder, idle).holding(permit);
     match length {
         Some(n) => builder.body(SizedStream::new(n, body)),
@@ -828,7 +832,7 @@ mod tests {
     }
 
     #[test]
-    fn stored_headers_are_sorted_joined_escaped_and_without_secrets() {
+    fn stored_headers_are_joined_escaped_and_without_secrets() {
         let mut headers = HeaderMap::new();
         let mut add = |name: &'static str, value: &[u8]| {
             headers.append(
@@ -845,12 +849,22 @@ mod tests {
         add("x-latin1", &[0x63, 0x61, 0x66, 0xe9]);
         add("x-tab", b"a\tb");
         let stored = storable_headers(&headers);
-        assert_eq!(
-            stored,
-            "{\"anthropic-beta\":\"a, b\",\"x-b\":\"two\",\"x-latin1\":\"caf\u{fffd}\",\"x-quote\":\"say \\\"hi\\\" \\\\ ok\",\"x-tab\":\"a\\tb\"}"
-        );
         let parsed: serde_json::Value = serde_json::from_str(&stored).expect("JSON");
-        assert_eq!(parsed["x-quote"], r#"say "hi" \ ok"#);
+        assert_eq!(
+            parsed,
+            json!({
+                "anthropic-beta": "a, b",
+                "x-b": "two",
+                "x-latin1": "caf\u{fffd}",
+                "x-quote": r#"say "hi" \ ok"#,
+                "x-tab": "a\tb",
+            })
+        );
+        assert!(
+            stored.contains(r#""x-quote":"say \"hi\" \\ ok""#),
+            "{stored}"
+        );
+        assert!(stored.contains(r#""x-tab":"a\tb""#), "{stored}");
         assert!(!stored.contains("secret"));
         assert_eq!(storable_headers(&HeaderMap::new()), "{}");
     }

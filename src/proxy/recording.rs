@@ -144,6 +144,14 @@ impl Encoding {
     }
 }
 
+/// A media type's prefix test; media types are case-insensitive (RFC 9110, 8.3.1).
+fn starts_with_ignoring_case(value: &str, prefix: &str) -> bool {
+    value
+        .as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// The decoded copy of a kept body, for reading its usage (`None`: cannot decode).
 fn decoded(body: &[u8], encoding: Encoding) -> Option<std::borrow::Cow<'_, [u8]>> {
     match encoding {
@@ -184,13 +192,13 @@ impl Recorder {
         state.engine.metrics.in_flight_streams.inc();
         let provider =
             claudeflare_actors::providers::by_id(draft.provider.as_deref().unwrap_or("anthropic"));
-        let watch = if content_type.starts_with("text/event-stream") {
+        let watch = if starts_with_ignoring_case(content_type, "text/event-stream") {
             Watch::Sse(Box::new(provider.stream_usage()))
         } else {
             Watch::Json {
                 len: 0,
                 overflow: false,
-                is_json: content_type.starts_with("application/json"),
+                is_json: starts_with_ignoring_case(content_type, "application/json"),
                 encoding,
             }
         };
@@ -470,15 +478,47 @@ impl<S> RecordingBody<S> {
     }
 }
 
+/// Work waiting for the worker's current task to yield.
+type Deferred = Vec<Box<dyn FnOnce()>>;
+
+thread_local! {
+    /// This worker's deferred work, run by one task for all of it: a spawned task per
+    /// item (two per request) cost more than the work it deferred.
+    static DEFERRED: std::cell::RefCell<Deferred> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Runs `work` after the current task yields, when it is on a worker: the HTTP
 /// dispatcher writes what it has to the socket before it yields, so bookkeeping
 /// done here is not part of the client's wait (docs/performance.md). Elsewhere it
 /// runs at once.
 pub fn after_flush(work: impl FnOnce() + 'static) {
-    if actix::Arbiter::try_current().is_some() {
-        actix::spawn(async move { work() });
-    } else {
+    if actix::Arbiter::try_current().is_none() {
         work();
+        return;
+    }
+    let first = DEFERRED.with(|q| {
+        let mut q = q.borrow_mut();
+        q.push(Box::new(work));
+        q.len() == 1
+    });
+    // The task is spawned by the first item of a round; it runs once this task yields,
+    // and takes whatever the worker's other tasks queued by then as well.
+    if first {
+        actix::spawn(async { run_deferred() });
+    }
+}
+
+/// Runs the worker's deferred work until none is left (work may defer more).
+fn run_deferred() {
+    let mut round = Deferred::new();
+    loop {
+        DEFERRED.with(|q| std::mem::swap(&mut *q.borrow_mut(), &mut round));
+        if round.is_empty() {
+            return;
+        }
+        for work in round.drain(..) {
+            work();
+        }
     }
 }
 
@@ -540,5 +580,53 @@ impl<S> Drop for RecordingBody<S> {
         if let Some(r) = self.recorder.take() {
             r.finish(BodyEnd::ClientGone);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_media_type_matches_in_any_case_and_only_as_a_prefix() {
+        assert!(starts_with_ignoring_case(
+            "Text/Event-Stream; charset=utf-8",
+            "text/event-stream"
+        ));
+        assert!(starts_with_ignoring_case(
+            "application/json",
+            "application/json"
+        ));
+        assert!(!starts_with_ignoring_case(
+            "text/event",
+            "text/event-stream"
+        ));
+        assert!(!starts_with_ignoring_case("", "application/json"));
+        assert!(!starts_with_ignoring_case(
+            "application/jsonl",
+            "text/event-stream"
+        ));
+    }
+
+    #[actix_web::test]
+    async fn deferred_work_runs_once_the_task_yields_and_in_order() {
+        let done = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        for i in 0..3 {
+            let done = done.clone();
+            after_flush(move || done.borrow_mut().push(i));
+        }
+        // Work deferred by deferred work runs in the same round.
+        let inner = done.clone();
+        after_flush(move || {
+            let again = inner.clone();
+            after_flush(move || again.borrow_mut().push(9));
+        });
+        assert!(
+            done.borrow().is_empty(),
+            "nothing runs before the task yields"
+        );
+        actix_web::rt::task::yield_now().await;
+        actix_web::rt::task::yield_now().await;
+        assert_eq!(*done.borrow(), vec![0, 1, 2, 9]);
     }
 }
