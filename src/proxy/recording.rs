@@ -437,7 +437,11 @@ pub struct RecordingBody<S> {
     /// The upstream's Content-Length: a body that ends short of it was cut.
     expected_len: Option<u64>,
     received: u64,
+    /// Fires at the latest possible idle deadline; re-armed from `last_chunk` when it
+    /// fires early, so a chunk costs a clock read, not a timer update, and a body
+    /// that is whole before it ever waits (a JSON answer) never arms a timer.
     idle: Pin<Box<Sleep>>,
+    last_chunk: tokio::time::Instant,
     idle_timeout: Duration,
     /// Taken when the body ends, so `None` also means ended.
     recorder: Option<Recorder>,
@@ -457,6 +461,7 @@ impl<S> RecordingBody<S> {
             expected_len,
             received: 0,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            last_chunk: tokio::time::Instant::now(),
             idle_timeout,
             recorder: Some(recorder),
             _permit: None,
@@ -540,8 +545,7 @@ where
                 if let Some(r) = this.recorder.as_mut() {
                     r.on_chunk(&chunk);
                 }
-                let deadline = tokio::time::Instant::now() + this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
+                this.last_chunk = tokio::time::Instant::now();
                 Poll::Ready(Some(Ok(chunk)))
             }
             Poll::Ready(Some(Err(e))) => {
@@ -562,13 +566,18 @@ where
                     Poll::Ready(None)
                 }
             },
-            Poll::Pending => {
-                if this.idle.as_mut().poll(cx).is_ready() {
+            Poll::Pending => loop {
+                if this.idle.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let due = this.last_chunk + this.idle_timeout;
+                if due <= tokio::time::Instant::now() {
                     this.finish(BodyEnd::IdleTimeout);
                     return Poll::Ready(Some(Err(StreamError::Idle(this.idle_timeout))));
                 }
-                Poll::Pending
-            }
+                // Chunks came since it was armed: wait out the rest of the quiet time.
+                this.idle.as_mut().reset(due);
+            },
         }
     }
 }

@@ -186,6 +186,27 @@ async fn a_stalled_stream_hits_the_idle_timeout() {
 }
 
 #[actix_web::test]
+async fn a_stream_longer_than_the_idle_timeout_is_fine_while_events_keep_coming() {
+    // 15 events 60 ms apart: ~0.9 s in all, against an idle timeout of 250 ms.
+    let app = spawn_app_with(|c| c.stream_idle_timeout_ms = 250).await;
+    app.add_account("alpha", KEY).await;
+    app.mock
+        .set_default(Behavior::sse(Duration::from_millis(60), SseEnd::Complete));
+    let started = Instant::now();
+    let answer = app.message(STREAM_BODY).await;
+    assert!(
+        started.elapsed() > Duration::from_millis(500),
+        "the stream was paced"
+    );
+    assert_eq!(answer.status, 200);
+    let text = String::from_utf8_lossy(&answer.body);
+    assert!(text.contains("message_stop"), "{text}");
+    let row = app.request(&answer.request_id()).await;
+    assert_eq!(row["success"], true, "{row}");
+    assert!(row["errorMessage"].is_null(), "{row}");
+}
+
+#[actix_web::test]
 async fn an_error_event_inside_a_200_stream_fails_the_request() {
     let app = spawn_app().await;
     app.add_account("alpha", KEY).await;
