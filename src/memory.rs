@@ -6,9 +6,10 @@
 //! stays there, even though the live heap is back to a few megabytes (measured with
 //! heaptrack in the soak test, `docs/testing.md`). `malloc_trim(0)` walks every arena
 //! and hands whole free pages back, so the resident size follows the live heap again.
-//! The binary's own allocations go to mimalloc (`src/main.rs`), which returns memory on
-//! its own; SQLite's page cache and statements still come from glibc's heap, and those
-//! are what this trims now. On other platforms it is a no-op.
+//! The binary's own allocations go to mimalloc (`src/main.rs`), which this does not
+//! reach (it purges its own free pages after a delay, and kept ~50 MB after a c=64
+//! run in docs/performance.md); SQLite's page cache and statements still come from
+//! glibc's heap, and those are what this trims now. On other platforms it is a no-op.
 
 use std::time::Duration;
 

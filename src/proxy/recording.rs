@@ -136,10 +136,14 @@ pub enum Encoding {
 
 impl Encoding {
     pub fn from_header(value: Option<&str>) -> Encoding {
-        match value.map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("") | Some("identity") => Encoding::Identity,
-            Some("gzip") | Some("x-gzip") => Encoding::Gzip,
-            Some(_) => Encoding::Other,
+        let value = value.map_or("", str::trim);
+        let is = |name: &str| value.eq_ignore_ascii_case(name);
+        if value.is_empty() || is("identity") {
+            Encoding::Identity
+        } else if is("gzip") || is("x-gzip") {
+            Encoding::Gzip
+        } else {
+            Encoding::Other
         }
     }
 }
@@ -597,7 +601,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_media_type_matches_in_any_case_and_only_as_a_prefix() {
+    fn media_types_and_encodings_match_in_any_case() {
         assert!(starts_with_ignoring_case(
             "Text/Event-Stream; charset=utf-8",
             "text/event-stream"
@@ -611,6 +615,14 @@ mod tests {
             "text/event-stream"
         ));
         assert!(!starts_with_ignoring_case("", "application/json"));
+        assert_eq!(Encoding::from_header(None), Encoding::Identity);
+        assert_eq!(
+            Encoding::from_header(Some(" Identity ")),
+            Encoding::Identity
+        );
+        assert_eq!(Encoding::from_header(Some("GZIP")), Encoding::Gzip);
+        assert_eq!(Encoding::from_header(Some("x-gzip")), Encoding::Gzip);
+        assert_eq!(Encoding::from_header(Some("br")), Encoding::Other);
         assert!(!starts_with_ignoring_case(
             "application/jsonl",
             "text/event-stream"

@@ -233,6 +233,8 @@ where
 /// the statement, found by type, when `T` is an owned type: this is that type.
 pub(crate) struct SharedRow<T>(pub Arc<T>);
 
+// Diesel's insert of a `&[T; N]` asks for `T: Insertable` as well as `&T`; the
+// statement itself binds through the borrowed impl below.
 impl<T, Tab> Insertable<Tab> for SharedRow<T>
 where
     T: Insertable<Tab> + Clone,
