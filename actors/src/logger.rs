@@ -5,7 +5,7 @@
 //! written on [`FlushLog`] (shutdown).
 
 use crate::clock::LogThrottle;
-use crate::stats::{RequestFinished, StatsAggregator};
+use crate::stats::{RequestsFinished, StatsAggregator};
 use crate::store::{blocking, LogEntry, Store};
 use actix::prelude::*;
 use std::sync::Arc;
@@ -256,30 +256,39 @@ impl Actor for RequestLogger {
     }
 }
 
-/// A finished request to record.
+/// Finished requests to record, oldest first: each proxy worker sends what finished
+/// in one round of its event loop as one message.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RecordRequest(pub LogEntry);
+pub struct RecordRequests(pub Vec<LogEntry>);
 
-impl Handler<RecordRequest> for RequestLogger {
+impl Handler<RecordRequests> for RequestLogger {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordRequest, ctx: &mut Self::Context) {
-        let mut entry = msg.0;
-        if entry.record.instance_id.is_none() && self.instance_id.is_some() {
-            // The proxy's Arc is this one: no copy.
-            Arc::make_mut(&mut entry.record)
-                .instance_id
-                .clone_from(&self.instance_id);
+    fn handle(&mut self, msg: RecordRequests, ctx: &mut Self::Context) {
+        let mut entries = msg.0;
+        if self.instance_id.is_some() {
+            for entry in entries
+                .iter_mut()
+                .filter(|e| e.record.instance_id.is_none())
+            {
+                // The proxy's Arc is this one: no copy.
+                Arc::make_mut(&mut entry.record)
+                    .instance_id
+                    .clone_from(&self.instance_id);
+            }
         }
         if let Some(stats) = &self.stats {
-            stats.do_send(RequestFinished(entry.record.clone()));
+            stats.do_send(RequestsFinished(
+                entries.iter().map(|e| e.record.clone()).collect(),
+            ));
         }
-        if self.pending.len() >= self.settings.max_pending {
-            self.count_dropped(1);
-            return;
+        let room = self.settings.max_pending.saturating_sub(self.pending.len());
+        if entries.len() > room {
+            self.count_dropped(entries.len() - room);
+            entries.truncate(room);
         }
-        self.pending.push(entry);
+        self.pending.append(&mut entries);
         let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
         if self.pending.len() >= self.settings.max_batch && !waiting {
             self.write_batch(ctx, false);
@@ -360,6 +369,40 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_past_the_pending_bound_keeps_what_fits_and_counts_the_rest() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = test_store();
+            let settings = LoggerSettings {
+                max_batch: 100,
+                flush_interval: Duration::from_secs(3600),
+                max_pending: 3,
+            };
+            let metrics = crate::metrics::Metrics::new();
+            let logger = RequestLogger::new(store.clone(), settings)
+                .with_metrics(metrics.clone())
+                .start();
+            let entry = |id: &str| LogEntry {
+                record: Arc::new(record(id, 1000, true)),
+                payload: None,
+            };
+            logger.do_send(RecordRequests(vec![entry("a"), entry("b")]));
+            logger.do_send(RecordRequests(vec![entry("c"), entry("d"), entry("e")]));
+            logger.send(FlushLog).await.expect("flush");
+            assert_eq!(metrics.dropped_records.get(), 2);
+            for (id, kept) in [
+                ("a", true),
+                ("b", true),
+                ("c", true),
+                ("d", false),
+                ("e", false),
+            ] {
+                let row = store.request_by_id(id).expect("read");
+                assert_eq!(row.is_some(), kept, "{id}: oldest kept, newest dropped");
+            }
+        });
+    }
+
+    #[test]
     fn a_record_can_be_read_back_before_its_batch_is_written() {
         actix::System::new().block_on(async {
             let (_dir, store) = test_store();
@@ -368,10 +411,10 @@ mod tests {
                 ..LoggerSettings::default()
             };
             let logger = RequestLogger::new(store.clone(), settings).start();
-            logger.do_send(RecordRequest(LogEntry {
+            logger.do_send(RecordRequests(vec![LogEntry {
                 record: Arc::new(record("r1", 1000, true)),
                 payload: None,
-            }));
+            }]));
             let held = logger
                 .send(PendingEntry("r1".into()))
                 .await

@@ -6,7 +6,7 @@ use crate::domain::{Account, AccountKind, Secret};
 use crate::metrics::{AccountLabel, Metrics};
 use crate::oauth::TokenSet;
 use crate::protocol::RateLimitInfo;
-use crate::selector::{AccountServed, PoolUpdated, StrategySelector};
+use crate::selector::{AccountServed, AccountsServed, PoolUpdated, StrategySelector};
 use crate::store::{blocking, AccountDelta, Dialect, Store, StoreError};
 use actix::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -117,7 +117,10 @@ impl AccountRegistry {
     fn update(&mut self, i: usize, change: impl FnOnce(&mut Account)) -> Arc<Account> {
         let account = Arc::make_mut(&mut self.accounts[i]);
         change(account);
-        self.dirty.insert(account.id.clone());
+        // Every served request updates its account: the id is copied once per save.
+        if !self.dirty.contains(&account.id) {
+            self.dirty.insert(account.id.clone());
+        }
         self.accounts[i].clone()
     }
 
@@ -689,8 +692,7 @@ impl Handler<AuthFailedMark> for AccountRegistry {
 }
 
 /// An account served a request: counters, last use, and the selector learns of it.
-#[derive(Message)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct RecordUse {
     pub account_id: String,
     /// The client's session key, for strategies that stick per client.
@@ -701,28 +703,41 @@ pub struct RecordUse {
     pub observed: Option<RateLimitInfo>,
 }
 
-impl Handler<RecordUse> for AccountRegistry {
+/// The requests served since the last of these, oldest first: each proxy worker
+/// sends what it served in one round of its event loop as one message, which the
+/// selector gets on as one message too.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordUses(pub Vec<RecordUse>);
+
+impl Handler<RecordUses> for AccountRegistry {
     type Result = ();
 
-    fn handle(&mut self, msg: RecordUse, _: &mut Self::Context) {
-        if let Some(i) = self.index_of_id(&msg.account_id) {
-            if let Some(info) = msg.observed {
-                self.observe(i, info, true);
-            }
-            self.update(i, |a| {
-                a.request_count += 1;
-                a.total_requests += 1;
-                a.last_used = Some(msg.at_ms);
-                if a.session_start.is_some() {
-                    a.session_request_count += 1;
+    fn handle(&mut self, msg: RecordUses, _: &mut Self::Context) {
+        let mut served = Vec::with_capacity(msg.0.len());
+        for used in msg.0 {
+            if let Some(i) = self.index_of_id(&used.account_id) {
+                if let Some(info) = used.observed {
+                    self.observe(i, info, true);
                 }
+                self.update(i, |a| {
+                    a.request_count += 1;
+                    a.total_requests += 1;
+                    a.last_used = Some(used.at_ms);
+                    if a.session_start.is_some() {
+                        a.session_request_count += 1;
+                    }
+                });
+            }
+            served.push(AccountServed {
+                account_id: used.account_id,
+                session_key: used.session_key,
+                at_ms: used.at_ms,
             });
         }
-        self.selector.do_send(AccountServed {
-            account_id: msg.account_id,
-            session_key: msg.session_key,
-            at_ms: msg.at_ms,
-        });
+        if !served.is_empty() {
+            self.selector.do_send(AccountsServed(served));
+        }
     }
 }
 

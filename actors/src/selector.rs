@@ -249,24 +249,37 @@ impl Handler<PoolUpdated> for StrategySelector {
 }
 
 /// An account served a request (forwarded by the registry, after any marks).
-#[derive(Message)]
-#[rtype(result = "()")]
+#[derive(Debug)]
 pub struct AccountServed {
     pub account_id: String,
     pub session_key: Option<String>,
     pub at_ms: i64,
 }
 
-impl Handler<AccountServed> for StrategySelector {
+/// The requests served since the last of these, oldest first: the proxy's workers
+/// report in batches (one message and one lock per batch, not per request).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AccountsServed(pub Vec<AccountServed>);
+
+impl Handler<AccountsServed> for StrategySelector {
     type Result = ();
 
-    fn handle(&mut self, msg: AccountServed, _: &mut Self::Context) {
-        let started = self.note_served(&msg.account_id, msg.session_key.as_deref(), msg.at_ms);
-        if let (Some(at_ms), Some(registry)) = (started, &self.registry) {
-            registry.do_send(SessionStarted {
-                account_id: msg.account_id,
-                at_ms,
-            });
+    fn handle(&mut self, msg: AccountsServed, _: &mut Self::Context) {
+        let started: Vec<(String, i64)> = {
+            let mut core = lock(&self.core);
+            msg.0
+                .into_iter()
+                .filter_map(|s| {
+                    let at = core.note_served(&s.account_id, s.session_key.as_deref(), s.at_ms)?;
+                    Some((s.account_id, at))
+                })
+                .collect()
+        };
+        if let Some(registry) = &self.registry {
+            for (account_id, at_ms) in started {
+                registry.do_send(SessionStarted { account_id, at_ms });
+            }
         }
     }
 }

@@ -357,18 +357,21 @@ impl Actor for StatsAggregator {
     type Context = Context<Self>;
 }
 
-/// A request finished (sent by the proxy alongside the record to the logger).
+/// Requests finished, oldest first (passed on by the logger, one message for each
+/// batch of records it received).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct RequestFinished(pub Arc<RequestRecord>);
+pub struct RequestsFinished(pub Vec<Arc<RequestRecord>>);
 
-impl Handler<RequestFinished> for StatsAggregator {
+impl Handler<RequestsFinished> for StatsAggregator {
     type Result = ();
 
-    fn handle(&mut self, msg: RequestFinished, _: &mut Self::Context) {
-        self.add(&msg.0);
-        // No subscriber is fine.
-        let _ = self.events.send(RequestEvent::Finished(msg.0));
+    fn handle(&mut self, msg: RequestsFinished, _: &mut Self::Context) {
+        for record in msg.0 {
+            self.add(&record);
+            // No subscriber is fine.
+            let _ = self.events.send(RequestEvent::Finished(record));
+        }
     }
 }
 

@@ -649,8 +649,7 @@ fn deliver(
             at_ms: now_ms(),
             observed: ctx.observed.take(),
         };
-        let registry = state.engine.registry.clone();
-        recording::after_flush(move || registry.do_send(used));
+        recording::record_use(&state, used);
     }
     let content_type = response
         .headers()
@@ -728,7 +727,11 @@ async fn forward_unauthenticated(
 
 /// 503 when no account can take the request: who was skipped and when the first
 /// comes back, in the body and as `Retry-After`.
-fn pool_exhausted(state: &ProxyState, req: &HttpRequest, ctx: RequestContext) -> HttpResponse {
+fn pool_exhausted(
+    state: &web::Data<ProxyState>,
+    req: &HttpRequest,
+    ctx: RequestContext,
+) -> HttpResponse {
     let now = now_ms();
     let next = ctx
         .skipped
@@ -777,7 +780,7 @@ fn pool_exhausted(state: &ProxyState, req: &HttpRequest, ctx: RequestContext) ->
 /// An answer the proxy makes itself, in Anthropic's error shape, recorded like any
 /// other request. `custom` replaces the body and sets `Retry-After`.
 fn local_answer(
-    state: &ProxyState,
+    state: &web::Data<ProxyState>,
     req: &HttpRequest,
     ctx: RequestContext,
     status: StatusCode,

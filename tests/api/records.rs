@@ -79,3 +79,30 @@ async fn request_rows_have_the_documented_shape_and_limit() {
             .contains("limit"));
     }
 }
+
+#[actix_web::test]
+async fn concurrent_requests_are_each_counted_once_everywhere() {
+    // The workers hand records and account uses to the engine in batches, one per
+    // round of their event loop: many requests at once make rounds of several.
+    let app = spawn_app().await;
+    app.add_account("alpha", "key-alpha-0000000000").await;
+    app.add_account("beta", "key-beta-00000000000").await;
+    let n = 48;
+    let answers = futures_util::future::join_all((0..n).map(|_| app.message(BODY))).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+    let rows = app.wait_for_requests(n).await;
+    assert_eq!(rows.len(), n, "one row per request");
+    let mut ids: Vec<&str> = rows.iter().filter_map(|r| r["id"].as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "no row twice");
+    let mut served = 0;
+    for name in ["alpha", "beta"] {
+        served += app.account(name).await["totalRequests"]
+            .as_i64()
+            .unwrap_or(-1);
+    }
+    assert_eq!(served, n as i64, "each use counted on its account");
+    let (_, stats) = app.get_json("/api/stats").await;
+    assert_eq!(stats["totalRequests"], n, "{stats}");
+}
