@@ -2,6 +2,7 @@
 //! the order that loses nothing.
 
 use crate::clock::now_ms;
+use crate::intake::Intake;
 use crate::logger::{FlushLog, LoggerSettings, RequestLogger};
 use crate::metrics::Metrics;
 use crate::protocol::PriceTable;
@@ -54,6 +55,9 @@ pub struct Engine {
     pub metrics: Arc<Metrics>,
     /// Request starts go to live subscribers from here.
     pub live: LiveFeed,
+    /// Finished records and account uses, queued by the proxy's workers for the
+    /// logger to drain (no message, and no wake-up of this thread, per request).
+    pub intake: Arc<Intake>,
 }
 
 impl Engine {
@@ -108,6 +112,7 @@ impl Engine {
         let stats = StatsAggregator::new(seed, metrics.clone(), live.clone())
             .with_instance(&settings.instance_id)
             .start();
+        let intake = Arc::new(Intake::default());
         Ok(Engine {
             registry: registry.clone(),
             selector,
@@ -119,12 +124,15 @@ impl Engine {
                 .with_metrics(metrics.clone())
                 .with_instance(&settings.instance_id)
                 .with_stats(stats.clone())
+                .with_intake(intake.clone())
+                .with_registry(registry.clone())
                 .start(),
             stats,
             store,
             prices: Arc::new(prices),
             metrics,
             live,
+            intake,
         })
     }
 

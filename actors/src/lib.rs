@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod domain;
 pub mod engine;
+pub mod intake;
 pub mod keys;
 pub mod logger;
 pub mod metrics;

@@ -5,6 +5,8 @@
 //! written on [`FlushLog`] (shutdown).
 
 use crate::clock::LogThrottle;
+use crate::intake::{Intake, IDLE_POLLS, POLL_INTERVAL};
+use crate::registry::{AccountRegistry, RecordUses};
 use crate::stats::{RequestsFinished, StatsAggregator};
 use crate::store::{blocking, LogEntry, Store};
 use actix::prelude::*;
@@ -70,6 +72,12 @@ pub struct RequestLogger {
     instance_id: Option<String>,
     /// Where each record goes on to, for the live counters and the request feed.
     stats: Option<Addr<StatsAggregator>>,
+    /// What the proxy's workers queued (records, and account uses for the registry).
+    intake: Option<Arc<Intake>>,
+    registry: Option<Addr<AccountRegistry>>,
+    /// The intake is being polled; empty polls in a row.
+    polling: bool,
+    idle_polls: u32,
 }
 
 impl RequestLogger {
@@ -89,6 +97,86 @@ impl RequestLogger {
             metrics: None,
             instance_id: None,
             stats: None,
+            intake: None,
+            registry: None,
+            polling: false,
+            idle_polls: 0,
+        }
+    }
+
+    /// Drains `intake` (see [`crate::intake`]): its records are this logger's, its
+    /// account uses go on to the registry (see [`Self::with_registry`]).
+    pub fn with_intake(mut self, intake: Arc<Intake>) -> Self {
+        self.intake = Some(intake);
+        self
+    }
+
+    /// Where the intake's account uses go, as one `RecordUses` per drain.
+    pub fn with_registry(mut self, registry: Addr<AccountRegistry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// Takes what the intake holds; `true` if it held anything.
+    fn drain_intake(&mut self, ctx: &mut Context<Self>) -> bool {
+        let Some(queued) = self.intake.as_ref().map(|i| i.take()) else {
+            return false;
+        };
+        if queued.is_empty() {
+            return false;
+        }
+        if let (false, Some(registry)) = (queued.uses.is_empty(), &self.registry) {
+            registry.do_send(RecordUses(queued.uses));
+        }
+        if !queued.records.is_empty() {
+            self.accept(queued.records, ctx);
+        }
+        true
+    }
+
+    /// One poll of a busy intake; the next is scheduled until it has been idle a while.
+    fn poll_intake(&mut self, ctx: &mut Context<Self>) {
+        if self.drain_intake(ctx) {
+            self.idle_polls = 0;
+        } else {
+            self.idle_polls += 1;
+            let stopped = self.idle_polls >= IDLE_POLLS
+                && self.intake.as_ref().is_none_or(|i| i.try_stop_polling());
+            if stopped {
+                self.polling = false;
+                return;
+            }
+        }
+        ctx.run_later(POLL_INTERVAL, |act, ctx| act.poll_intake(ctx));
+    }
+
+    /// Takes finished requests in: on to the stats, then pending within the bound.
+    fn accept(&mut self, mut entries: Vec<LogEntry>, ctx: &mut Context<Self>) {
+        if self.instance_id.is_some() {
+            for entry in entries
+                .iter_mut()
+                .filter(|e| e.record.instance_id.is_none())
+            {
+                // The proxy's Arc is this one: no copy.
+                Arc::make_mut(&mut entry.record)
+                    .instance_id
+                    .clone_from(&self.instance_id);
+            }
+        }
+        if let Some(stats) = &self.stats {
+            stats.do_send(RequestsFinished(
+                entries.iter().map(|e| e.record.clone()).collect(),
+            ));
+        }
+        let room = self.settings.max_pending.saturating_sub(self.pending.len());
+        if entries.len() > room {
+            self.count_dropped(entries.len() - room);
+            entries.truncate(room);
+        }
+        self.pending.append(&mut entries);
+        let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
+        if self.pending.len() >= self.settings.max_batch && !waiting {
+            self.write_batch(ctx, false);
         }
     }
 
@@ -256,8 +344,8 @@ impl Actor for RequestLogger {
     }
 }
 
-/// Finished requests to record, oldest first: each proxy worker sends what finished
-/// in one round of its event loop as one message.
+/// Finished requests to record, oldest first. (The proxy queues its records in the
+/// engine's [`Intake`] instead, which the logger drains.)
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RecordRequests(pub Vec<LogEntry>);
@@ -266,32 +354,23 @@ impl Handler<RecordRequests> for RequestLogger {
     type Result = ();
 
     fn handle(&mut self, msg: RecordRequests, ctx: &mut Self::Context) {
-        let mut entries = msg.0;
-        if self.instance_id.is_some() {
-            for entry in entries
-                .iter_mut()
-                .filter(|e| e.record.instance_id.is_none())
-            {
-                // The proxy's Arc is this one: no copy.
-                Arc::make_mut(&mut entry.record)
-                    .instance_id
-                    .clone_from(&self.instance_id);
-            }
-        }
-        if let Some(stats) = &self.stats {
-            stats.do_send(RequestsFinished(
-                entries.iter().map(|e| e.record.clone()).collect(),
-            ));
-        }
-        let room = self.settings.max_pending.saturating_sub(self.pending.len());
-        if entries.len() > room {
-            self.count_dropped(entries.len() - room);
-            entries.truncate(room);
-        }
-        self.pending.append(&mut entries);
-        let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
-        if self.pending.len() >= self.settings.max_batch && !waiting {
-            self.write_batch(ctx, false);
+        self.accept(msg.0, ctx);
+    }
+}
+
+/// Something was queued in an intake nobody polled: drain it, and poll it from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct IntakeWaiting;
+
+impl Handler<IntakeWaiting> for RequestLogger {
+    type Result = ();
+
+    fn handle(&mut self, _: IntakeWaiting, ctx: &mut Self::Context) {
+        if !self.polling {
+            self.polling = true;
+            self.idle_polls = 0;
+            self.poll_intake(ctx);
         }
     }
 }
@@ -306,7 +385,8 @@ pub struct PendingEntry(pub String);
 impl Handler<PendingEntry> for RequestLogger {
     type Result = Option<LogEntry>;
 
-    fn handle(&mut self, msg: PendingEntry, _: &mut Self::Context) -> Option<LogEntry> {
+    fn handle(&mut self, msg: PendingEntry, ctx: &mut Self::Context) -> Option<LogEntry> {
+        self.drain_intake(ctx);
         self.in_flight
             .iter()
             .flat_map(|batch| batch.iter())
@@ -325,6 +405,7 @@ impl Handler<FlushLog> for RequestLogger {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, _: FlushLog, ctx: &mut Self::Context) -> Self::Result {
+        self.drain_intake(ctx);
         if !self.writing && self.pending.is_empty() {
             return Box::pin(async {});
         }
@@ -398,6 +479,46 @@ mod tests {
             ] {
                 let row = store.request_by_id(id).expect("read");
                 assert_eq!(row.is_some(), kept, "{id}: oldest kept, newest dropped");
+            }
+        });
+    }
+
+    #[test]
+    fn the_intake_is_polled_while_busy_and_drained_for_flush_and_lookups() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = test_store();
+            let settings = LoggerSettings {
+                flush_interval: Duration::from_secs(3600),
+                ..LoggerSettings::default()
+            };
+            let intake = Arc::new(Intake::default());
+            let logger = RequestLogger::new(store.clone(), settings)
+                .with_intake(intake.clone())
+                .start();
+            let entry = |id: &str| LogEntry {
+                record: Arc::new(record(id, 1000, true)),
+                payload: None,
+            };
+
+            // Queued without the wake it asks for: a lookup and a flush still drain.
+            assert!(intake.record(entry("r1")));
+            let held = logger
+                .send(PendingEntry("r1".into()))
+                .await
+                .expect("logger");
+            assert!(held.is_some(), "a lookup drains the intake first");
+
+            // Woken once, the logger polls: later pushes need no wake and are taken.
+            assert!(intake.try_stop_polling());
+            assert!(intake.record(entry("r2")));
+            logger.send(IntakeWaiting).await.expect("logger");
+            assert!(!intake.record(entry("r3")), "polled: no wake needed");
+            tokio::time::sleep(POLL_INTERVAL * 4).await;
+            assert!(intake.take().is_empty(), "the poll took r3");
+
+            logger.send(FlushLog).await.expect("flush");
+            for id in ["r1", "r2", "r3"] {
+                assert!(store.request_by_id(id).expect("read").is_some(), "{id}");
             }
         });
     }

@@ -703,9 +703,9 @@ pub struct RecordUse {
     pub observed: Option<RateLimitInfo>,
 }
 
-/// The requests served since the last of these, oldest first: each proxy worker
-/// sends what it served in one round of its event loop as one message, which the
-/// selector gets on as one message too.
+/// The requests served since the last of these, oldest first: the logger passes on
+/// what the proxy's workers queued in the intake ([`crate::intake`]), one message per
+/// drain, and the selector gets them on as one message too.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct RecordUses(pub Vec<RecordUse>);

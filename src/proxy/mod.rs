@@ -780,7 +780,7 @@ fn pool_exhausted(
 /// An answer the proxy makes itself, in Anthropic's error shape, recorded like any
 /// other request. `custom` replaces the body and sets `Retry-After`.
 fn local_answer(
-    state: &web::Data<ProxyState>,
+    state: &ProxyState,
     req: &HttpRequest,
     ctx: RequestContext,
     status: StatusCode,

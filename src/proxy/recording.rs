@@ -4,9 +4,9 @@
 
 use super::ProxyState;
 use actix_web::web::{self, Bytes, BytesMut};
-use claudeflare_actors::logger::RecordRequests;
+use claudeflare_actors::logger::IntakeWaiting;
 use claudeflare_actors::protocol::{usage, SseUsageParser};
-use claudeflare_actors::registry::{RecordUse, RecordUses};
+use claudeflare_actors::registry::RecordUse;
 use claudeflare_actors::store::{Blob, LogEntry, RequestPayload, RequestRecord};
 use futures_util::Stream;
 use std::future::Future;
@@ -390,87 +390,28 @@ impl Recorder {
 }
 
 /// Hands a finished record to the logger (stored), which passes it on to the stats
-/// (live): with the others of this round (see [`Outbox`]).
-pub fn submit(
-    state: &web::Data<ProxyState>,
-    record: RequestRecord,
-    payload: Option<RequestPayload>,
-) {
+/// (live), through the engine's intake (see `claudeflare_actors::intake`).
+pub fn submit(state: &ProxyState, record: RequestRecord, payload: Option<RequestPayload>) {
     let entry = LogEntry {
         record: Arc::new(record),
         payload: payload.map(Arc::new),
     };
-    post(state, |o| o.records.push(entry));
+    if state.engine.intake.record(entry) {
+        state.engine.logger.do_send(IntakeWaiting);
+    }
 }
 
 /// Tells the registry (and through it the selector) that an account served a
-/// request: with the others of this round (see [`Outbox`]).
-pub fn record_use(state: &web::Data<ProxyState>, used: RecordUse) {
-    post(state, |o| o.uses.push(used));
-}
-
-/// What a worker's requests have for the engine's actors, sent as one message each
-/// once the worker's deferred work has run: at c=64 a round finishes several
-/// requests, and every message to the engine's thread is an allocation, a queue
-/// push, and often a wake-up of that thread (a syscall on both sides).
-#[derive(Default)]
-struct Outbox {
-    /// Whose engine the queued items are for (one daemon per worker thread, but a
-    /// test process may run several).
-    state: Option<web::Data<ProxyState>>,
-    records: Vec<LogEntry>,
-    uses: Vec<RecordUse>,
-}
-
-thread_local! {
-    static OUTBOX: std::cell::RefCell<Outbox> = std::cell::RefCell::default();
-}
-
-/// Queues an item for `state`'s engine; the first item of a round schedules the send.
-fn post(state: &web::Data<ProxyState>, add: impl FnOnce(&mut Outbox)) {
-    let this: &ProxyState = state;
-    let earlier = OUTBOX.with(|o| {
-        let mut o = o.borrow_mut();
-        let other = o
-            .state
-            .as_deref()
-            .is_some_and(|s| !std::ptr::eq(&**s, this));
-        other.then(|| std::mem::take(&mut *o))
-    });
-    if let Some(earlier) = earlier {
-        // Another daemon's items go out first, to their own engine.
-        send(earlier);
-    }
-    let first = OUTBOX.with(|o| {
-        let mut o = o.borrow_mut();
-        let first = o.state.is_none();
-        if first {
-            o.state = Some(state.clone());
-        }
-        add(&mut o);
-        first
-    });
-    if first {
-        after_flush(|| send(OUTBOX.with(|o| std::mem::take(&mut *o.borrow_mut()))));
-    }
-}
-
-/// Sends what an outbox holds, one message per actor.
-fn send(outbox: Outbox) {
-    let Some(state) = outbox.state else {
-        return;
-    };
-    if !outbox.uses.is_empty() {
-        state.engine.registry.do_send(RecordUses(outbox.uses));
-    }
-    if !outbox.records.is_empty() {
-        state.engine.logger.do_send(RecordRequests(outbox.records));
+/// request, through the engine's intake.
+pub fn record_use(state: &ProxyState, used: RecordUse) {
+    if state.engine.intake.used(used) {
+        state.engine.logger.do_send(IntakeWaiting);
     }
 }
 
 /// A record for a request the proxy answered itself (no upstream body).
 pub fn record_local_answer(
-    state: &web::Data<ProxyState>,
+    state: &ProxyState,
     draft: RecordDraft,
     error: &str,
     capture: Option<(PayloadDraft, Bytes)>,
