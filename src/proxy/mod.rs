@@ -28,7 +28,7 @@ use claudeflare_actors::selector::Skipped;
 use claudeflare_actors::store::Blob;
 use claudeflare_actors::Engine;
 use futures_util::StreamExt;
-use recording::{PayloadDraft, RecordDraft, Recorder, RecordingBody};
+use recording::{PayloadDraft, RecordDraft, Recorder, RecordingBody, StoredHeaders};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -156,8 +156,8 @@ impl RequestContext {
     fn payload_draft(
         &self,
         settings: &ProxySettings,
-        request_headers: &HeaderMap,
-        response_headers: &HeaderMap,
+        request_headers: impl FnOnce() -> StoredHeaders,
+        response_headers: impl FnOnce() -> StoredHeaders,
     ) -> Option<PayloadDraft> {
         if !settings.store_payloads {
             return None;
@@ -165,9 +165,9 @@ impl RequestContext {
         let limit = settings.payload_max_bytes;
         let truncated = self.body.len() > limit;
         Some(PayloadDraft {
-            request_headers: storable_headers(request_headers),
+            request_headers: request_headers(),
             request_body: Some(Blob(within(&self.body, limit))),
-            response_headers: storable_headers(response_headers),
+            response_headers: response_headers(),
             truncated,
         })
     }
@@ -629,8 +629,15 @@ fn deliver(
     account: Option<Arc<Account>>,
 ) -> HttpResponse {
     let status = response.status();
+    // The upstream's headers, taken out of the response (only its body is read from
+    // here on), so that a stored payload can keep them and write their JSON later.
+    let mut upstream_headers = HeaderMap::new();
+    let response = response.map_body(|head, payload| {
+        upstream_headers = std::mem::take(&mut head.headers);
+        payload
+    });
     let mut builder = HttpResponse::build(status);
-    for (name, value) in response.headers() {
+    for (name, value) in &upstream_headers {
         if rules::forward_to_client(name.as_str()) {
             builder.append_header((name.clone(), value.clone()));
         }
@@ -651,23 +658,16 @@ fn deliver(
         };
         recording::record_use(&state, used);
     }
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let length = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let capture = ctx.payload_draft(&state.settings, req.headers(), response.headers());
+    let header_text = |name| upstream_headers.get(name).and_then(|v| v.to_str().ok());
+    // A shared-bytes handle, not a copy: the map moves into the payload below.
+    let content_type = upstream_headers.get(header::CONTENT_TYPE).cloned();
+    let length = header_text(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
+    let encoding = recording::Encoding::from_header(header_text(header::CONTENT_ENCODING));
     let idle = state.settings.idle_timeout;
-    let encoding = recording::Encoding::from_header(
-        response
-            .headers()
-            .get(header::CONTENT_ENCODING)
-            .and_then(|v| v.to_str().ok()),
+    let capture = ctx.payload_draft(
+        &state.settings,
+        || StoredHeaders::Request(req.clone()),
+        || StoredHeaders::Map(upstream_headers),
     );
     builder.insert_header((
         OVERHEAD_NAME.clone(),
@@ -675,7 +675,8 @@ fn deliver(
     ));
     let permit = ctx.permit.take();
     let draft = ctx.into_draft(account.as_deref(), status.as_u16());
-    let recorder = Recorder::new(state, draft, content_type, encoding, capture);
+    let content_type = content_type.as_ref().and_then(|v| v.to_str().ok());
+    let recorder = Recorder::new(state, draft, content_type.unwrap_or(""), encoding, capture);
     let body = RecordingBody::new(response, length, recorder, idle).holding(permit);
     match length {
         Some(n) => builder.body(SizedStream::new(n, body)),
@@ -808,7 +809,11 @@ fn local_answer(
         None => json!({"type": "error", "error": {"type": kind, "message": message}}).to_string(),
     };
     let capture = ctx
-        .payload_draft(&state.settings, req.headers(), response.headers())
+        .payload_draft(
+            &state.settings,
+            || StoredHeaders::Json(storable_headers(req.headers())),
+            || StoredHeaders::Json(storable_headers(response.headers())),
+        )
         .map(|d| (d, Bytes::from(body_text)));
     recording::record_local_answer(
         state,

@@ -244,6 +244,16 @@ async fn the_history_pages_filters_and_shows_payloads() {
         payload["requestHeaders"]["content-type"],
         "application/json"
     );
+    // The upstream's own headers, as they came (the daemon's x-claudeflare-* are not).
+    let content_type = payload["responseHeaders"]["content-type"].as_str();
+    assert!(
+        content_type.is_some_and(|t| t.starts_with("text/event-stream")),
+        "{payload}"
+    );
+    assert_eq!(
+        payload["responseHeaders"].get("x-claudeflare-account"),
+        None
+    );
     let events = payload["responseBody"]
         .as_array()
         .cloned()
