@@ -2,12 +2,13 @@
 //! the order that loses nothing.
 
 use crate::clock::now_ms;
+use crate::domain::Account;
 use crate::intake::Intake;
-use crate::logger::{FlushLog, LoggerSettings, RequestLogger};
+use crate::logger::{DrainIntake, FlushLog, LoggerSettings, RequestLogger};
 use crate::metrics::Metrics;
 use crate::protocol::PriceTable;
 use crate::refresher::{RefreshSettings, TokenRefresher};
-use crate::registry::{AccountRegistry, PersistNow};
+use crate::registry::{AccountRegistry, ListAccounts, PersistNow};
 use crate::selector::{SelectHandle, StrategySelector};
 use crate::stats::{HistorySeed, LiveFeed, StatsAggregator};
 use crate::store::{blocking, Breakdown, Store, StoreError};
@@ -134,6 +135,15 @@ impl Engine {
             live,
             intake,
         })
+    }
+
+    /// The accounts as the API shows them (each with whether it holds the active
+    /// session), with every use the proxy's workers queued so far counted: the
+    /// intake is drained first, and its uses are ahead of this in the registry's
+    /// mailbox.
+    pub async fn accounts(&self) -> Result<Vec<(Arc<Account>, bool)>, MailboxError> {
+        self.logger.send(DrainIntake).await?;
+        self.registry.send(ListAccounts).await
     }
 
     /// Writes every pending record and account change and checkpoints the database.

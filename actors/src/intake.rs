@@ -8,8 +8,8 @@
 //! queue; the RequestLogger polls it every [`POLL_INTERVAL`] while requests come, and
 //! stops polling after [`IDLE_POLLS`] empty polls. A push into an intake nobody
 //! polls returns `true`, and the pusher wakes the logger once (`IntakeWaiting`).
-//! Readers that must see the newest state (a pending record by id, shutdown) drain
-//! the intake first.
+//! Readers that must see the newest state (a pending record by id, the API's account
+//! list, shutdown) drain the intake first, and so does a failover's account use.
 
 use crate::registry::RecordUse;
 use crate::store::LogEntry;

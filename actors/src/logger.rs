@@ -358,7 +358,8 @@ impl Handler<RecordRequests> for RequestLogger {
     }
 }
 
-/// Something was queued in an intake nobody polled: drain it, and poll it from now on.
+/// Something was queued in the intake that should not wait for the next poll (nobody
+/// polls it, or it is a failover's account use): drain it now, and poll from now on.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct IntakeWaiting;
@@ -367,11 +368,27 @@ impl Handler<IntakeWaiting> for RequestLogger {
     type Result = ();
 
     fn handle(&mut self, _: IntakeWaiting, ctx: &mut Self::Context) {
-        if !self.polling {
+        if self.polling {
+            self.drain_intake(ctx);
+        } else {
             self.polling = true;
             self.idle_polls = 0;
             self.poll_intake(ctx);
         }
+    }
+}
+
+/// Drains the intake now: its account uses reach the registry's mailbox before
+/// anything sent to the registry after this resolves (see `Engine::accounts`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainIntake;
+
+impl Handler<DrainIntake> for RequestLogger {
+    type Result = ();
+
+    fn handle(&mut self, _: DrainIntake, ctx: &mut Self::Context) {
+        self.drain_intake(ctx);
     }
 }
 

@@ -6,7 +6,7 @@ use claudeflare_actors::clock::now_ms;
 use claudeflare_actors::domain::{Secret, TIERS};
 use claudeflare_actors::oauth::TokenSet;
 use claudeflare_actors::registry::{
-    AccountChange, AddAccount, ChangeAccount, ListAccounts, NewCredentials, RemoveAccount,
+    AccountChange, AddAccount, ChangeAccount, NewCredentials, RemoveAccount,
 };
 use claudeflare_actors::Engine;
 use serde::Deserialize;
@@ -16,8 +16,7 @@ use serde::Deserialize;
 pub async fn list(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
     let now = now_ms();
     let accounts: Vec<_> = engine
-        .registry
-        .send(ListAccounts)
+        .accounts()
         .await?
         .iter()
         .map(|(a, active)| a.summary(now, *active))
@@ -302,7 +301,7 @@ async fn find(
     engine: &Engine,
     id: &str,
 ) -> Result<(std::sync::Arc<claudeflare_actors::Account>, bool), ApiError> {
-    let accounts = engine.registry.send(ListAccounts).await?;
+    let accounts = engine.accounts().await?;
     accounts
         .iter()
         .find(|(a, _)| a.id == id)

@@ -4,7 +4,6 @@ use crate::error::ApiError;
 use actix_web::{get, web, HttpResponse};
 use claudeflare_actors::clock::{iso, now_ms};
 use claudeflare_actors::domain::Unavailable;
-use claudeflare_actors::registry::ListAccounts;
 use claudeflare_actors::selector::CurrentStrategy;
 use claudeflare_actors::Engine;
 use serde::Serialize;
@@ -38,7 +37,7 @@ struct Health {
 /// The pool's state now.
 pub async fn pool(engine: &Engine) -> Result<Pool, ApiError> {
     let now = now_ms();
-    let accounts = engine.registry.send(ListAccounts).await?;
+    let accounts = engine.accounts().await?;
     let mut pool = Pool {
         configured: accounts.len(),
         ..Pool::default()

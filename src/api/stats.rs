@@ -2,6 +2,7 @@
 
 use crate::error::ApiError;
 use actix_web::{get, post, web, HttpResponse};
+use claudeflare_actors::logger::DrainIntake;
 use claudeflare_actors::registry::ResetCounters;
 use claudeflare_actors::stats::{GetStats, ResetStats};
 use claudeflare_actors::store::blocking;
@@ -13,6 +14,8 @@ use serde_json::json;
 #[utoipa::path(get, path = "/stats", summary = "Live counters", responses((status = 200, description = "Stats", body = Object)))]
 #[get("/stats")]
 pub async fn get(engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+    // Records the workers queued reach the stats ahead of this question.
+    engine.logger.send(DrainIntake).await?;
     Ok(HttpResponse::Ok().json(engine.stats.send(GetStats).await?))
 }
 

@@ -656,7 +656,7 @@ fn deliver(
             at_ms: now_ms(),
             observed: ctx.observed.take(),
         };
-        recording::record_use(&state, used);
+        recording::record_use(&state, used, ctx.failover_attempts > 0);
     }
     let header_text = |name| upstream_headers.get(name).and_then(|v| v.to_str().ok());
     // A shared-bytes handle, not a copy: the map moves into the payload below.

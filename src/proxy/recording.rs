@@ -423,9 +423,11 @@ pub fn submit(state: &ProxyState, record: RequestRecord, payload: Option<Request
 }
 
 /// Tells the registry (and through it the selector) that an account served a
-/// request, through the engine's intake.
-pub fn record_use(state: &ProxyState, used: RecordUse) {
-    if state.engine.intake.used(used) {
+/// request, through the engine's intake. A use after a failover is drained at once
+/// (behind everything queued before it): it moves a client's session to the account
+/// that answered, and the next request should find it moved.
+pub fn record_use(state: &ProxyState, used: RecordUse, after_failover: bool) {
+    if state.engine.intake.used(used) || after_failover {
         state.engine.logger.do_send(IntakeWaiting);
     }
 }
