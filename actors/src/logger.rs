@@ -367,20 +367,6 @@ impl Actor for RequestLogger {
     }
 }
 
-/// Finished requests to record, oldest first. (The proxy queues its records in the
-/// engine's [`Intake`] instead, which the logger drains.)
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RecordRequests(pub Vec<LogEntry>);
-
-impl Handler<RecordRequests> for RequestLogger {
-    type Result = ();
-
-    fn handle(&mut self, msg: RecordRequests, ctx: &mut Self::Context) {
-        self.accept(msg.0, ctx);
-    }
-}
-
 /// Something was queued in the intake that should not wait for the next poll (nobody
 /// polls it, or it is a failover's account use): drain it now, and poll from now on.
 #[derive(Message)]
@@ -489,25 +475,43 @@ mod tests {
         assert!(!keeping_up(10, 1000, true), "shutdown waits for it");
     }
 
+    fn entry(id: &str) -> LogEntry {
+        LogEntry {
+            record: Arc::new(record(id, 1000, true)),
+            payload: None,
+        }
+    }
+
+    /// A logger that writes only when asked (an hour's tick), draining `intake`.
+    fn quiet_logger(
+        store: &Store,
+        settings: LoggerSettings,
+        intake: &Arc<Intake>,
+    ) -> RequestLogger {
+        let settings = LoggerSettings {
+            flush_interval: Duration::from_secs(3600),
+            ..settings
+        };
+        RequestLogger::new(store.clone(), settings).with_intake(intake.clone())
+    }
+
     #[test]
     fn a_batch_past_the_pending_bound_keeps_what_fits_and_counts_the_rest() {
         actix::System::new().block_on(async {
             let (_dir, store) = test_store();
             let settings = LoggerSettings {
                 max_batch: 100,
-                flush_interval: Duration::from_secs(3600),
                 max_pending: 3,
+                ..LoggerSettings::default()
             };
             let metrics = crate::metrics::Metrics::new();
-            let logger = RequestLogger::new(store.clone(), settings)
+            let intake = Arc::new(Intake::default());
+            let logger = quiet_logger(&store, settings, &intake)
                 .with_metrics(metrics.clone())
                 .start();
-            let entry = |id: &str| LogEntry {
-                record: Arc::new(record(id, 1000, true)),
-                payload: None,
-            };
-            logger.do_send(RecordRequests(vec![entry("a"), entry("b")]));
-            logger.do_send(RecordRequests(vec![entry("c"), entry("d"), entry("e")]));
+            for id in ["a", "b", "c", "d", "e"] {
+                let _ = intake.record(entry(id));
+            }
             logger.send(FlushLog).await.expect("flush");
             assert_eq!(metrics.dropped_records.get(), 2);
             for (id, kept) in [
@@ -527,18 +531,8 @@ mod tests {
     fn the_intake_is_polled_while_busy_and_drained_for_flush_and_lookups() {
         actix::System::new().block_on(async {
             let (_dir, store) = test_store();
-            let settings = LoggerSettings {
-                flush_interval: Duration::from_secs(3600),
-                ..LoggerSettings::default()
-            };
             let intake = Arc::new(Intake::default());
-            let logger = RequestLogger::new(store.clone(), settings)
-                .with_intake(intake.clone())
-                .start();
-            let entry = |id: &str| LogEntry {
-                record: Arc::new(record(id, 1000, true)),
-                payload: None,
-            };
+            let logger = quiet_logger(&store, LoggerSettings::default(), &intake).start();
 
             // Queued without the wake it asks for: a lookup and a flush still drain.
             assert!(intake.record(entry("r1")));
@@ -567,15 +561,9 @@ mod tests {
     fn a_record_can_be_read_back_before_its_batch_is_written() {
         actix::System::new().block_on(async {
             let (_dir, store) = test_store();
-            let settings = LoggerSettings {
-                flush_interval: Duration::from_secs(3600),
-                ..LoggerSettings::default()
-            };
-            let logger = RequestLogger::new(store.clone(), settings).start();
-            logger.do_send(RecordRequests(vec![LogEntry {
-                record: Arc::new(record("r1", 1000, true)),
-                payload: None,
-            }]));
+            let intake = Arc::new(Intake::default());
+            let logger = quiet_logger(&store, LoggerSettings::default(), &intake).start();
+            let _ = intake.record(entry("r1"));
             let held = logger
                 .send(PendingEntry("r1".into()))
                 .await

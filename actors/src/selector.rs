@@ -256,8 +256,8 @@ pub struct AccountServed {
     pub at_ms: i64,
 }
 
-/// The requests served since the last of these, oldest first: the proxy's workers
-/// report in batches (one message and one lock per batch, not per request).
+/// The requests served since the last of these, oldest first, passed on by the
+/// registry from one `RecordUses` (one message and one lock per batch).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct AccountsServed(pub Vec<AccountServed>);

@@ -728,11 +728,7 @@ async fn forward_unauthenticated(
 
 /// 503 when no account can take the request: who was skipped and when the first
 /// comes back, in the body and as `Retry-After`.
-fn pool_exhausted(
-    state: &web::Data<ProxyState>,
-    req: &HttpRequest,
-    ctx: RequestContext,
-) -> HttpResponse {
+fn pool_exhausted(state: &ProxyState, req: &HttpRequest, ctx: RequestContext) -> HttpResponse {
     let now = now_ms();
     let next = ctx
         .skipped
