@@ -1,6 +1,7 @@
 //! The `claudeflare` daemon: configuration, the actix-web server (proxy and
 //! management API) and the command line. The engine lives in `claudeflare-actors`.
-// `deny`, not `forbid`: the one exception is `memory::release_free_memory` (an FFI call).
+// `deny`, not `forbid`: the exceptions are FFI calls (`memory::release_free_memory`,
+// `sched::lower_current_thread_priority`).
 #![deny(unsafe_code)]
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod header_limit;
 pub mod memory;
 pub mod proxy;
+pub mod sched;
 pub mod startup;
 pub mod telemetry;
 pub mod tui;

@@ -70,7 +70,10 @@ impl Application {
                 strategy: config.strategy.clone(),
                 session_duration_ms: config.session_duration_ms as i64,
                 affinity_capacity: config.affinity_capacity,
-                logger: LoggerSettings::default(),
+                logger: LoggerSettings {
+                    background_start: Some(crate::sched::lower_current_thread_priority),
+                    ..LoggerSettings::default()
+                },
                 instance_id: config.instance_name(),
                 cluster_sync: Duration::from_millis(config.cluster_sync_ms),
             },

@@ -1,6 +1,7 @@
 //! Starts the five actors with their state loaded from the store, and stops them in
 //! the order that loses nothing.
 
+use crate::background::BackgroundThread;
 use crate::clock::now_ms;
 use crate::domain::Account;
 use crate::intake::Intake;
@@ -114,6 +115,17 @@ impl Engine {
             .with_instance(&settings.instance_id)
             .start();
         let intake = Arc::new(Intake::default());
+        let mut logger = RequestLogger::new(store.clone(), settings.logger)
+            .with_metrics(metrics.clone())
+            .with_instance(&settings.instance_id)
+            .with_stats(stats.clone())
+            .with_intake(intake.clone())
+            .with_registry(registry.clone());
+        match BackgroundThread::spawn("claudeflare-log", settings.logger.background_start) {
+            Ok(thread) => logger = logger.with_background(thread),
+            // Every write then runs on the blocking pool, as a busy logger's do.
+            Err(e) => tracing::warn!(error = %e, "no background thread for the request log"),
+        }
         Ok(Engine {
             registry: registry.clone(),
             selector,
@@ -121,13 +133,7 @@ impl Engine {
             refresher: TokenRefresher::new(settings.refresh, registry.clone())
                 .with_cluster_lock(store.clone())
                 .start(),
-            logger: RequestLogger::new(store.clone(), settings.logger)
-                .with_metrics(metrics.clone())
-                .with_instance(&settings.instance_id)
-                .with_stats(stats.clone())
-                .with_intake(intake.clone())
-                .with_registry(registry.clone())
-                .start(),
+            logger: logger.start(),
             stats,
             store,
             prices: Arc::new(prices),

@@ -5,6 +5,7 @@
 //! typed messages of the actors in [`Engine`] and the pure functions of [`protocol`].
 #![forbid(unsafe_code)]
 
+pub mod background;
 pub mod clock;
 pub mod domain;
 pub mod engine;

@@ -4,11 +4,12 @@
 //! every second one when quiet: see `tick_action`), and everything pending is
 //! written on [`FlushLog`] (shutdown).
 
+use crate::background::BackgroundThread;
 use crate::clock::LogThrottle;
 use crate::intake::{Intake, IDLE_POLLS, POLL_INTERVAL};
 use crate::registry::{AccountRegistry, RecordUses};
 use crate::stats::{RequestsFinished, StatsAggregator};
-use crate::store::{blocking, LogEntry, Store};
+use crate::store::{blocking, LogEntry, Pacing, Store, StoreError};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,16 @@ pub struct LoggerSettings {
     /// Records held while the database is slow or failing; past it new records are
     /// dropped and counted, never an unbounded queue.
     pub max_pending: usize,
+    /// Run first on the logger's background thread ([`crate::background`]): the
+    /// daemon lowers the thread's priority there (this crate has no unsafe code).
+    pub background_start: Option<fn()>,
+    /// A write on the background thread that went this long without the CPU
+    /// between two statements gives up and is done again on the blocking pool
+    /// ([`Pacing::give_up_after`]). At c=1 the gaps are well under a millisecond; a
+    /// lowered thread on a saturated machine waits ~100 ms for each turn, so a batch
+    /// it was writing when a c=64 run began would hold its records, and SQLite's
+    /// write lock, for seconds (docs/performance.md, tenth round).
+    pub background_give_up_after: Duration,
 }
 
 impl Default for LoggerSettings {
@@ -45,6 +56,8 @@ impl Default for LoggerSettings {
             // Either way under the 100 ms a kill -9 may lose (docs/deployment.md).
             flush_interval: Duration::from_millis(50),
             max_pending: 100_000,
+            background_start: None,
+            background_give_up_after: Duration::from_millis(20),
         }
     }
 }
@@ -67,6 +80,9 @@ pub struct RequestLogger {
     tick_missed: bool,
     /// The last tick found a few records and left them for this one.
     tick_skipped: bool,
+    /// Until then every write runs on the blocking pool: the logger was behind
+    /// recently (see [`BEHIND_HOLD`]).
+    behind_until: Option<Instant>,
     metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
     /// Stamped on every record: which daemon answered.
     instance_id: Option<String>,
@@ -75,6 +91,9 @@ pub struct RequestLogger {
     /// What the proxy's workers queued (records, and account uses for the registry).
     intake: Option<Arc<Intake>>,
     registry: Option<Addr<AccountRegistry>>,
+    /// Where writes that can wait run, and their batches are freed (see
+    /// [`crate::background`]); without it, on the blocking pool.
+    background: Option<BackgroundThread>,
     /// The intake is being polled; empty polls in a row.
     polling: bool,
     idle_polls: u32,
@@ -94,11 +113,13 @@ impl RequestLogger {
             retry_at: None,
             tick_missed: false,
             tick_skipped: false,
+            behind_until: None,
             metrics: None,
             instance_id: None,
             stats: None,
             intake: None,
             registry: None,
+            background: None,
             polling: false,
             idle_polls: 0,
         }
@@ -114,6 +135,14 @@ impl RequestLogger {
     /// Where the intake's account uses go, as one `RecordUses` per drain.
     pub fn with_registry(mut self, registry: Addr<AccountRegistry>) -> Self {
         self.registry = Some(registry);
+        self
+    }
+
+    /// Writes that keep up (see [`keeping_up`]) go to `thread`, at its lower
+    /// priority; a logger that is behind, or flushing for shutdown, writes on the
+    /// blocking pool.
+    pub fn with_background(mut self, thread: BackgroundThread) -> Self {
+        self.background = Some(thread);
         self
     }
 
@@ -233,30 +262,59 @@ impl RequestLogger {
         let take = self.pending.len().min(self.settings.max_batch);
         let batch: Arc<Vec<LogEntry>> = Arc::new(self.pending.drain(..take).collect());
         self.in_flight = Some(batch.clone());
-        // Done before the next tick, so that the tick finds the writer free.
-        let yield_until = (may_yield
-            && keeping_up(take, self.settings.max_batch, !self.waiters.is_empty()))
-        .then(|| Instant::now() + self.settings.flush_interval * 3 / 4);
-        let store = self.store.clone();
-        let write = async move {
-            blocking(move || {
-                Ok(match yield_until {
-                    Some(until) => store.insert_requests_yielding(&batch, until),
-                    None => store.insert_requests(&batch),
-                })
-            })
-            .await
-            .unwrap_or_else(Err)
+        let unhurried = keeping_up(take, self.settings.max_batch, !self.waiters.is_empty());
+        let now = Instant::now();
+        if !unhurried {
+            self.behind_until = Some(now + BEHIND_HOLD);
+        }
+        let recently_behind = self.behind_until.is_some_and(|t| now < t);
+        let lane = self
+            .background
+            .clone()
+            .filter(|_| unhurried && !recently_behind);
+        let pacing = Pacing {
+            // Done before the next tick, so that the tick finds the writer free.
+            yield_until: (may_yield && unhurried)
+                .then(|| now + self.settings.flush_interval * 3 / 4),
+            give_up_after: lane
+                .is_some()
+                .then_some(self.settings.background_give_up_after),
         };
-        ctx.spawn(write.into_actor(self).map(|result, act, ctx| {
+        let store = self.store.clone();
+        let insert = move || store.insert_requests_paced(&batch, pacing);
+        let release_on = lane.clone();
+        let write = async move {
+            match lane {
+                Some(thread) => thread
+                    .run(insert)
+                    .await
+                    .unwrap_or_else(|e| Err(StoreError::Task(e.to_string()))),
+                None => blocking(move || Ok(insert())).await.unwrap_or_else(Err),
+            }
+        };
+        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
             act.writing = false;
             let batch = act.in_flight.take();
             match result {
                 Ok(()) => {
                     act.retry_at = None;
                     if let Some(batch) = batch {
-                        release(batch);
+                        release(batch, release_on.as_ref());
                     }
+                }
+                Err(StoreError::Deferred) => {
+                    // The background thread could not get a CPU: the machine is
+                    // busy. Nothing was stored; write the batch again at once, on
+                    // the blocking pool.
+                    let batch = batch.map(Arc::unwrap_or_clone).unwrap_or_default();
+                    tracing::debug!(
+                        records = batch.len(),
+                        "background write gave up; writing on the blocking pool"
+                    );
+                    act.pending.splice(0..0, batch);
+                    act.behind_until = Some(Instant::now() + BEHIND_HOLD);
+                    act.write_batch(ctx, false);
+                    return;
                 }
                 Err(e) => {
                     // The blocking task has dropped its handle on the batch by now,
@@ -288,12 +346,13 @@ impl RequestLogger {
     }
 }
 
-/// Frees a written batch on a blocking thread, a slice at a time with the CPU given
-/// up in between: freeing ~600 records with their payloads in one piece took ~1 ms
-/// of the engine's thread at every write, in the way of the request path
+/// Frees a written batch off the engine's thread, where it was written (the
+/// background thread or the blocking pool), a slice at a time with the CPU given up
+/// in between: freeing ~600 records with their payloads in one piece took ~1 ms of
+/// the engine's thread at every write, in the way of the request path
 /// (docs/performance.md, ninth round).
-fn release(batch: Arc<Vec<LogEntry>>) {
-    tokio::task::spawn_blocking(move || {
+fn release(batch: Arc<Vec<LogEntry>>, on: Option<&BackgroundThread>) {
+    let free = move || {
         let Ok(entries) = Arc::try_unwrap(batch) else {
             return;
         };
@@ -303,18 +362,34 @@ fn release(batch: Arc<Vec<LogEntry>>) {
                 std::thread::yield_now();
             }
         }
-    });
+    };
+    match on {
+        // A thread that is gone dropped the job, and the batch with it.
+        Some(thread) => {
+            let _ = thread.submit(free);
+        }
+        None => {
+            tokio::task::spawn_blocking(free);
+        }
+    }
 }
 
 /// Whether a batch about to be written leaves the logger caught up: a part batch
 /// (so nothing is left over) and no shutdown waiting. Only then may a busy tick's
 /// write give way to the request path, for up to 3/4 of a flush interval
-/// ([`Store::insert_requests_yielding`]); a logger that is behind writes at once.
+/// ([`Store::insert_requests_paced`]); a logger that is behind writes at once.
 /// (The window must be most of the interval: with a 100 ms interval, yielding for
 /// all of it took the c=1 p99 from ~4 ms to ~1.5 ms, for 25 ms only to ~3 ms.)
 fn keeping_up(take: usize, max_batch: usize, shutting_down: bool) -> bool {
     take < max_batch && !shutting_down
 }
+
+/// How long after a write that was behind (a full batch, or shutdown waiting) the
+/// logger keeps off its background thread. Near its limit a logger alternates full
+/// and part batches; a part batch on the lowered thread then waited for a CPU the
+/// request path kept busy, the next batches piled up behind it, and c=64 lost ~4%
+/// (docs/performance.md, tenth round).
+const BEHIND_HOLD: Duration = Duration::from_secs(1);
 
 /// What a tick does with `pending` records.
 #[derive(Debug, PartialEq)]
@@ -554,6 +629,115 @@ mod tests {
             for id in ["r1", "r2", "r3"] {
                 assert!(store.request_by_id(id).expect("read").is_some(), "{id}");
             }
+        });
+    }
+
+    /// Counts the rows stored, waiting up to ~2 s for `want` of them.
+    async fn stored_rows(store: &Store, want: i64) -> i64 {
+        let mut rows = 0;
+        for _ in 0..200 {
+            rows = store.history_totals().expect("totals").requests;
+            if rows >= want {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        rows
+    }
+
+    /// A logger that writes every 10 ms, with `background` as its background thread.
+    fn ticking_logger(
+        store: &Store,
+        intake: &Arc<Intake>,
+        background: BackgroundThread,
+        max_batch: usize,
+        give_up_after: Duration,
+    ) -> RequestLogger {
+        let settings = LoggerSettings {
+            max_batch,
+            flush_interval: Duration::from_millis(10),
+            background_give_up_after: give_up_after,
+            ..LoggerSettings::default()
+        };
+        RequestLogger::new(store.clone(), settings)
+            .with_intake(intake.clone())
+            .with_background(background)
+    }
+
+    /// A background thread held by a job until the returned sender is used or dropped.
+    fn held_background() -> (BackgroundThread, std::sync::mpsc::Sender<()>) {
+        let background = BackgroundThread::spawn("log-test", None).expect("thread");
+        let (go, held) = std::sync::mpsc::channel::<()>();
+        background
+            .submit(move || {
+                let _ = held.recv();
+            })
+            .expect("submit");
+        (background, go)
+    }
+
+    #[test]
+    fn a_logger_that_keeps_up_writes_on_its_background_thread() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = test_store();
+            let intake = Arc::new(Intake::default());
+            let (background, go) = held_background();
+            let logger =
+                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
+            for i in 0..5 {
+                let _ = intake.record(entry(&format!("k{i}")));
+            }
+            logger.send(IntakeWaiting).await.expect("logger");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(
+                store.history_totals().expect("totals").requests,
+                0,
+                "a part batch waits for the held background thread"
+            );
+            go.send(()).expect("release the thread");
+            assert_eq!(stored_rows(&store, 5).await, 5);
+        });
+    }
+
+    #[test]
+    fn a_logger_that_is_behind_writes_on_the_blocking_pool() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = test_store();
+            let intake = Arc::new(Intake::default());
+            let (background, _go) = held_background();
+            let logger =
+                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
+            for i in 0..30 {
+                let _ = intake.record(entry(&format!("b{i:02}")));
+            }
+            logger.send(IntakeWaiting).await.expect("logger");
+            assert_eq!(
+                stored_rows(&store, 30).await,
+                30,
+                "full batches do not wait for the held background thread"
+            );
+        });
+    }
+
+    #[test]
+    fn a_background_write_that_gives_up_is_written_again_on_the_pool() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = test_store();
+            let intake = Arc::new(Intake::default());
+            let background = BackgroundThread::spawn("log-test", None).expect("thread");
+            // Every background write of two statements or more gives up.
+            let logger = ticking_logger(&store, &intake, background, 1000, Duration::ZERO).start();
+            for i in 0..100 {
+                let _ = intake.record(entry(&format!("g{i:03}")));
+            }
+            logger.send(IntakeWaiting).await.expect("logger");
+            assert_eq!(
+                stored_rows(&store, 100).await,
+                100,
+                "stored without a flush"
+            );
+            assert!(store.request_by_id("g000").expect("read").is_some());
+            assert!(store.request_by_id("g099").expect("read").is_some());
         });
     }
 

@@ -54,6 +54,9 @@ pub enum StoreError {
     Query(#[from] DieselError),
     #[error("database task failed: {0}")]
     Task(String),
+    /// A paced write gave up and rolled back (see [`Pacing::give_up_after`]).
+    #[error("the write was given up: its thread waited too long for a CPU")]
+    Deferred,
     #[error(transparent)]
     Decrypt(#[from] crate::secrets::DecryptError),
 }
@@ -157,17 +160,39 @@ macro_rules! insert_new {
     };
 }
 
+/// How a write that can wait shares the CPU ([`Store::insert_requests_paced`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pacing {
+    /// Yield the CPU before every statement until then.
+    pub yield_until: Option<Instant>,
+    /// Give the write up (roll it back: [`StoreError::Deferred`]) when the thread
+    /// went longer than this between two statements: a thread of lowered priority
+    /// on a machine that just became busy, which would hold the batch (and the
+    /// database's write lock) for seconds.
+    pub give_up_after: Option<Duration>,
+}
+
 /// The inserts of [`Store::insert_requests`] and the batch's rollup increments,
-/// written once for both dialects' connection types. Until `$yield_until` (an
-/// `Option<Instant>`) it yields the CPU before every statement.
+/// written once for both dialects' connection types, paced by `$pacing` (a
+/// [`Pacing`]) before every statement.
 macro_rules! insert_entries {
-    ($dialect:ident, $c:ident, $batch:expr, $yield_until:expr) => {{
+    ($dialect:ident, $c:ident, $batch:expr, $pacing:expr) => {{
         let batch: &[LogEntry] = $batch;
-        let yield_until: Option<Instant> = $yield_until;
-        let pace = || {
-            if yield_until.is_some_and(|t| Instant::now() < t) {
+        let pacing: Pacing = $pacing;
+        let mut last = Instant::now();
+        let mut pace = || -> Result<(), DieselError> {
+            let now = Instant::now();
+            if pacing
+                .give_up_after
+                .is_some_and(|limit| now.duration_since(last) > limit)
+            {
+                return Err(DieselError::RollbackTransaction);
+            }
+            if pacing.yield_until.is_some_and(|t| now < t) {
                 std::thread::yield_now();
             }
+            last = Instant::now();
+            Ok(())
         };
         // Full statements of shared rows, then the remainder row by row.
         macro_rules! insert_rows {
@@ -175,7 +200,7 @@ macro_rules! insert_entries {
                 let rows: Vec<&Arc<_>> = $rows.collect();
                 let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
                 for chunk in &mut chunks {
-                    pace();
+                    pace()?;
                     let shared: [SharedRow<_>; ROWS_PER_INSERT] =
                         std::array::from_fn(|k| SharedRow(Arc::clone(chunk[k])));
                     insert_new!($dialect, $c, $table, &shared)?;
@@ -407,12 +432,14 @@ impl Store {
     /// derived single-row one that leaves `None` columns out, is built as SQL text and
     /// prepared again every time; that was about half the logger's cost.)
     pub fn insert_requests(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
-        self.insert_batch(batch, None)
+        self.insert_batch(batch, Pacing::default())
     }
 
     /// [`Store::insert_requests`] for a logger that is keeping up: on SQLite it
     /// yields the CPU between statements (every [`ROWS_PER_INSERT`] records) until
-    /// `until`, then writes the rest at once.
+    /// `pacing.yield_until`, then writes the rest at once; and it gives up with
+    /// [`StoreError::Deferred`], storing nothing, when it was kept from running
+    /// longer than `pacing.give_up_after`.
     ///
     /// SQLite runs on this thread, so a batch is milliseconds of CPU in one piece.
     /// A proxy worker (or the client, or the upstream) woken meanwhile on the same
@@ -421,30 +448,29 @@ impl Store {
     /// lets the woken thread run at once. It is bounded in time because a writer
     /// that yields on a saturated machine gets almost no CPU at all: the records
     /// pile up and are dropped. A logger that is behind calls `insert_requests`.
-    pub fn insert_requests_yielding(
+    pub fn insert_requests_paced(
         &self,
         batch: &[LogEntry],
-        until: Instant,
+        pacing: Pacing,
     ) -> Result<(), StoreError> {
-        self.insert_batch(batch, Some(until))
+        self.insert_batch(batch, pacing)
     }
 
-    fn insert_batch(
-        &self,
-        batch: &[LogEntry],
-        yield_until: Option<Instant>,
-    ) -> Result<(), StoreError> {
+    fn insert_batch(&self, batch: &[LogEntry], pacing: Pacing) -> Result<(), StoreError> {
         // On the dialect's own connection: through the multi-connection each bind
         // is converted and the statement is not reused, which tripled the cost per
         // record (docs/performance.md).
         let mut conn = self.conn()?;
         match &mut *conn {
             AnyConnection::Sqlite(c) => {
-                c.immediate_transaction(|c| insert_entries!(Sqlite, c, batch, yield_until))?
+                match c.immediate_transaction(|c| insert_entries!(Sqlite, c, batch, pacing)) {
+                    Err(DieselError::RollbackTransaction) => return Err(StoreError::Deferred),
+                    other => other?,
+                }
             }
-            // PostgreSQL does the work in its own process: nothing to yield.
+            // PostgreSQL does the work in its own process: nothing to pace.
             AnyConnection::Postgres(c) => {
-                c.transaction(|c| insert_entries!(Postgres, c, batch, None))?
+                c.transaction(|c| insert_entries!(Postgres, c, batch, Pacing::default()))?
             }
         }
         Ok(())

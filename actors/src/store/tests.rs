@@ -172,11 +172,15 @@ fn a_yielding_batch_stores_everything_an_immediate_one_does() {
             // Yields all the way through the first half, none in the second.
             let (first, second) = batch.split_at(20);
             let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            let paced = |yield_until| crate::store::Pacing {
+                yield_until: Some(yield_until),
+                give_up_after: Some(std::time::Duration::from_secs(60)),
+            };
             store
-                .insert_requests_yielding(first, later)
+                .insert_requests_paced(first, paced(later))
                 .expect("insert");
             store
-                .insert_requests_yielding(second, std::time::Instant::now())
+                .insert_requests_paced(second, paced(std::time::Instant::now()))
                 .expect("insert");
             let totals = store.history_totals().expect("totals");
             assert_eq!(totals.requests, 37);
@@ -189,6 +193,30 @@ fn a_yielding_batch_stores_everything_an_immediate_one_does() {
             }
         },
     );
+}
+
+#[test]
+fn a_paced_write_kept_from_the_cpu_gives_up_and_stores_nothing() {
+    let (_dir, store) = tests_support::test_store();
+    let batch: Vec<LogEntry> = (0..40)
+        .map(|i| entry(record(&format!("d{i:03}"), 1000 + i, true), true))
+        .collect();
+    // Any gap at all between two statements is too long.
+    let impatient = Pacing {
+        yield_until: None,
+        give_up_after: Some(Duration::ZERO),
+    };
+    let result = store.insert_requests_paced(&batch, impatient);
+    assert!(matches!(result, Err(StoreError::Deferred)), "{result:?}");
+    assert_eq!(store.history_totals().expect("totals").requests, 0);
+    assert!(
+        store.request_by_id("d000").expect("read").is_none(),
+        "rolled back"
+    );
+
+    // The same batch, written again, is stored whole.
+    store.insert_requests(&batch).expect("insert");
+    assert_eq!(store.history_totals().expect("totals").requests, 40);
 }
 
 #[test]
