@@ -41,3 +41,20 @@ add_accounts() { # port: the three API-key accounts every bench uses
             -d "{\"name\":\"$name\",\"apiKey\":\"sk-ant-$name-000000000000000\"}"
     done
 }
+
+# start_mock_and_daemon GAP_MS: the mock upstream (SSE events GAP_MS apart) and the
+# daemon in front of it, with a fresh data directory under $WORK and the three
+# accounts. Needs BIN and WORK; sets MOCK_PORT, PORT, MOCK_PID and DAEMON_PID (the
+# caller's cleanup stops them: stop_pid "$DAEMON_PID"; stop_pid "$MOCK_PID").
+start_mock_and_daemon() {
+    MOCK_PORT=$(free_port)
+    PORT=$(free_port)
+    "$BIN/mock-upstream" "$MOCK_PORT" "$1" >"$WORK/mock.log" 2>&1 &
+    MOCK_PID=$!
+    wait_http "http://127.0.0.1:$MOCK_PORT/__mock/stats"
+    "$BIN/claudeflare" serve --port "$PORT" --host 127.0.0.1 --data-dir "$WORK/data" \
+        --upstream-url "http://127.0.0.1:$MOCK_PORT" --log-level warn >"$WORK/daemon.log" 2>&1 &
+    DAEMON_PID=$!
+    wait_http "http://127.0.0.1:$PORT/health"
+    add_accounts "$PORT"
+}

@@ -48,16 +48,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-MOCK_PORT=$(free_port)
-PORT=$(free_port)
-"$BIN/mock-upstream" "$MOCK_PORT" 0 >"$WORK/mock.log" 2>&1 &
-MOCK_PID=$!
-wait_http "http://127.0.0.1:$MOCK_PORT/__mock/stats"
-"$BIN/claudeflare" serve --port "$PORT" --host 127.0.0.1 --data-dir "$WORK/data" \
-    --upstream-url "http://127.0.0.1:$MOCK_PORT" --log-level warn >"$WORK/daemon.log" 2>&1 &
-DAEMON_PID=$!
-wait_http "http://127.0.0.1:$PORT/health"
-add_accounts "$PORT"
+start_mock_and_daemon 0
 
 cat >"$WORK/json.lua" <<'EOF'
 wrk.method = "POST"

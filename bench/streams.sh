@@ -48,8 +48,6 @@ fi
 BIN="$ROOT/target/release"
 
 WORK=$(mktemp -d /tmp/claudeflare-streams.XXXXXX)
-DATA="$WORK/data"
-mkdir -p "$DATA"
 MOCK_PID=""
 DAEMON_PID=""
 cleanup() {
@@ -60,16 +58,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-MOCK_PORT=$(free_port)
-PORT=$(free_port)
-"$BIN/mock-upstream" "$MOCK_PORT" "$GAP_MS" >"$WORK/mock.log" 2>&1 &
-MOCK_PID=$!
-wait_http "http://127.0.0.1:$MOCK_PORT/__mock/stats"
-"$BIN/claudeflare" serve --port "$PORT" --host 127.0.0.1 --data-dir "$DATA" \
-    --upstream-url "http://127.0.0.1:$MOCK_PORT" --log-level warn >"$WORK/daemon.log" 2>&1 &
-DAEMON_PID=$!
-wait_http "http://127.0.0.1:$PORT/health"
-add_accounts "$PORT"
+start_mock_and_daemon "$GAP_MS"
 sleep 1
 RSS_IDLE=$(rss_kb "$DAEMON_PID")
 
