@@ -285,15 +285,24 @@ impl RequestLogger {
         let release_on = lane.clone();
         let write = async move {
             match lane {
-                Some(thread) => thread
-                    .run(insert)
-                    .await
-                    .unwrap_or_else(|e| Err(StoreError::Task(e.to_string()))),
-                None => blocking(move || Ok(insert())).await.unwrap_or_else(Err),
+                Some(thread) => match thread.run(insert).await {
+                    Ok(result) => (result, false),
+                    Err(e) => (Err(StoreError::Task(e.to_string())), true),
+                },
+                None => (
+                    blocking(move || Ok(insert())).await.unwrap_or_else(Err),
+                    false,
+                ),
             }
         };
-        ctx.spawn(write.into_actor(self).map(move |result, act, ctx| {
+        ctx.spawn(write.into_actor(self).map(move |(result, lost), act, ctx| {
             act.writing = false;
+            if lost {
+                // Its thread is gone or the job panicked: later writes go to the
+                // blocking pool, where a write that panics fails the same way.
+                tracing::warn!("the request log's background thread failed; writing on the blocking pool");
+                act.background = None;
+            }
             let batch = act.in_flight.take();
             match result {
                 Ok(()) => {
@@ -632,10 +641,10 @@ mod tests {
         });
     }
 
-    /// Counts the rows stored, waiting up to ~2 s for `want` of them.
+    /// Counts the rows stored, waiting up to ~3 s for `want` of them.
     async fn stored_rows(store: &Store, want: i64) -> i64 {
         let mut rows = 0;
-        for _ in 0..200 {
+        for _ in 0..300 {
             rows = store.history_totals().expect("totals").requests;
             if rows >= want {
                 break;
@@ -716,6 +725,28 @@ mod tests {
                 30,
                 "full batches do not wait for the held background thread"
             );
+        });
+    }
+
+    fn failing_start() {
+        panic!("the background thread fails as it starts");
+    }
+
+    #[test]
+    fn a_logger_whose_background_thread_is_gone_writes_on_the_pool() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = test_store();
+            let intake = Arc::new(Intake::default());
+            let background =
+                BackgroundThread::spawn("log-test", Some(failing_start)).expect("thread");
+            let logger =
+                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
+            for i in 0..5 {
+                let _ = intake.record(entry(&format!("x{i}")));
+            }
+            logger.send(IntakeWaiting).await.expect("logger");
+            // The first write is lost with the thread and retried a second later.
+            assert_eq!(stored_rows(&store, 5).await, 5);
         });
     }
 
