@@ -42,10 +42,20 @@ add_accounts() { # port: the three API-key accounts every bench uses
     done
 }
 
+# make_workdir NAME: WORK, a fresh temporary directory, removed at exit together with
+# the mock and the daemon that start_mock_and_daemon starts.
+make_workdir() {
+    WORK=$(mktemp -d "/tmp/claudeflare-$1.XXXXXX")
+    MOCK_PID=""
+    DAEMON_PID=""
+    trap 'stop_pid "$DAEMON_PID"; stop_pid "$MOCK_PID"; rm -rf "$WORK"' EXIT
+    trap 'exit 130' INT TERM
+}
+
 # start_mock_and_daemon GAP_MS: the mock upstream (SSE events GAP_MS apart) and the
 # daemon in front of it, with a fresh data directory under $WORK and the three
-# accounts. Needs BIN and WORK; sets MOCK_PORT, PORT, MOCK_PID and DAEMON_PID (the
-# caller's cleanup stops them: stop_pid "$DAEMON_PID"; stop_pid "$MOCK_PID").
+# accounts. Needs BIN and WORK (make_workdir); sets MOCK_PORT, PORT, MOCK_PID and
+# DAEMON_PID.
 start_mock_and_daemon() {
     MOCK_PORT=$(free_port)
     PORT=$(free_port)

@@ -47,16 +47,7 @@ if [[ "${NO_BUILD:-0}" != 1 ]]; then
 fi
 BIN="$ROOT/target/release"
 
-WORK=$(mktemp -d /tmp/claudeflare-streams.XXXXXX)
-MOCK_PID=""
-DAEMON_PID=""
-cleanup() {
-    stop_pid "$DAEMON_PID"
-    stop_pid "$MOCK_PID"
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_workdir streams
 
 start_mock_and_daemon "$GAP_MS"
 sleep 1

@@ -245,6 +245,18 @@ impl RequestLogger {
         }
     }
 
+    /// A batch that was not stored goes back in front of the pending records, oldest
+    /// first, within the pending bound.
+    fn put_back(&mut self, batch: Option<Arc<Vec<LogEntry>>>) {
+        // The writing task has dropped its handle on the batch by now, so taking it
+        // back out of the Arc copies nothing.
+        let batch = batch.map(Arc::unwrap_or_clone).unwrap_or_default();
+        self.pending.splice(0..0, batch);
+        let excess = self.pending.len().saturating_sub(self.settings.max_pending);
+        self.pending.drain(..excess);
+        self.count_dropped(excess);
+    }
+
     /// Writes the oldest pending records; `may_yield`: the tick of a busy logger
     /// (see [`tick_action`]).
     fn write_batch(&mut self, ctx: &mut Context<Self>, may_yield: bool) {
@@ -315,29 +327,22 @@ impl RequestLogger {
                     // The background thread could not get a CPU: the machine is
                     // busy. Nothing was stored; write the batch again at once, on
                     // the blocking pool.
-                    let batch = batch.map(Arc::unwrap_or_clone).unwrap_or_default();
                     tracing::debug!(
-                        records = batch.len(),
+                        records = batch.as_ref().map_or(0, |b| b.len()),
                         "background write gave up; writing on the blocking pool"
                     );
-                    act.pending.splice(0..0, batch);
+                    act.put_back(batch);
                     act.behind_until = Some(Instant::now() + BEHIND_HOLD);
                     act.write_batch(ctx, false);
                     return;
                 }
                 Err(e) => {
-                    // The blocking task has dropped its handle on the batch by now,
-                    // so taking it back out of the Arc copies nothing.
-                    let batch = batch.map(Arc::unwrap_or_clone).unwrap_or_default();
-                    // Keep the batch for the next try (the disk may come back), oldest
-                    // first, within the pending bound.
+                    // Keep the batch for the next try (the disk may come back).
                     if act.failure_log.due() {
-                        tracing::error!(error = %e, pending = act.pending.len() + batch.len(), "writing request records failed; keeping them and retrying");
+                        let pending = act.pending.len() + batch.as_ref().map_or(0, |b| b.len());
+                        tracing::error!(error = %e, pending, "writing request records failed; keeping them and retrying");
                     }
-                    act.pending.splice(0..0, batch);
-                    let excess = act.pending.len().saturating_sub(act.settings.max_pending);
-                    act.pending.drain(..excess);
-                    act.count_dropped(excess);
+                    act.put_back(batch);
                     act.retry_at = Some(Instant::now() + RETRY_AFTER_FAILURE);
                     // Shutdown must not wait for a disk that does not come back.
                     for w in act.waiters.drain(..) {

@@ -432,7 +432,7 @@ impl Store {
     /// derived single-row one that leaves `None` columns out, is built as SQL text and
     /// prepared again every time; that was about half the logger's cost.)
     pub fn insert_requests(&self, batch: &[LogEntry]) -> Result<(), StoreError> {
-        self.insert_batch(batch, Pacing::default())
+        self.insert_requests_paced(batch, Pacing::default())
     }
 
     /// [`Store::insert_requests`] for a logger that is keeping up: on SQLite it
@@ -453,10 +453,6 @@ impl Store {
         batch: &[LogEntry],
         pacing: Pacing,
     ) -> Result<(), StoreError> {
-        self.insert_batch(batch, pacing)
-    }
-
-    fn insert_batch(&self, batch: &[LogEntry], pacing: Pacing) -> Result<(), StoreError> {
         // On the dialect's own connection: through the multi-connection each bind
         // is converted and the statement is not reused, which tripled the cost per
         // record (docs/performance.md).
