@@ -21,7 +21,8 @@
 #   KEEP=1        keep the data directory and the raw wrk outputs (path printed)
 #
 # Prints one markdown table. Runs: c=1 (-t1 -c1), c=64 (-t2 -c64), SSE c=16 (-t2 -c16,
-# "stream":true body). Rows recorded are counted after a graceful stop (SIGTERM, which
+# "stream":true body), and c=1 once more through bench/paired_probe.rs, which reports
+# every request once (wrk's c=1 p99 is corrected for coordinated omission). Rows recorded are counted after a graceful stop (SIGTERM, which
 # flushes the request log) and compared with the requests wrk completed through the
 # proxy. A few more rows than completed requests is expected: wrk stops with requests
 # in flight (up to one per connection per run); the daemon still answers and records them.
@@ -59,7 +60,7 @@ BARE=${BARE:-0}
 [[ "$BARE" == 0 || "$BARE" == 1 ]] || { echo "BARE must be 0 or 1 (got $BARE)" >&2; exit 2; }
 if [[ "${NO_BUILD:-0}" != 1 ]]; then
     echo "== cargo build --release --bins" >&2
-    cargo build --release --bins >&2
+    cargo build --release --bins --example paired-probe >&2
     if [[ "$BARE" == 1 ]]; then
         cargo build --release --example bare-proxy >&2
     fi
@@ -92,6 +93,13 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+HALT_POLL=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+if [[ -r "$HALT_POLL" && "$(cat "$HALT_POLL")" == 0 ]]; then
+    echo "note: this guest halts an idle vCPU at once (haltpoll guest_halt_poll_ns=0): every" \
+        "wake-up of one goes through the host, which dominates the c=1 figures" \
+        "(docs/performance.md, eleventh round)" >&2
+fi
 
 MOCK_PORT=$(free_port)
 PORT=$(free_port)
@@ -226,6 +234,27 @@ measure() { # label threads conns script
 
 measure c1 1 1 "$WORK/json.lua"
 
+# The same c=1 load per request, without wrk's correction: wrk adds, for every
+# response slower than the run's mean interval, samples for the requests that a
+# fixed-rate client would have sent meanwhile (its stats_correct), so a single
+# stall of S ms counts S / interval times and its c=1 p99 follows the box's stall
+# time more than any one request. bench/paired_probe.rs asks the targets in turn
+# on one connection each and reports each request once (docs/performance.md,
+# eleventh round).
+[[ -x "$BIN/examples/paired-probe" ]] || {
+    echo "needs target/release/examples/paired-probe (cargo build --release --example paired-probe)" >&2
+    exit 2
+}
+PROBE_ROUNDS=$((DURATION * 4000))
+PROBE_TARGETS=("direct=127.0.0.1:$UPSTREAM_PORT")
+[[ "$BARE" == 1 ]] && PROBE_TARGETS+=("bare=127.0.0.1:$BARE_PORT")
+PROBE_TARGETS+=("proxy=127.0.0.1:$PORT")
+"$BIN/examples/paired-probe" -n "$PROBE_ROUNDS" "${PROBE_TARGETS[@]}" >"$WORK/probe.txt"
+cat "$WORK/probe.txt" >&2
+# | label | p50 | p90 | p99 | ...
+probe() { awk -F'|' -v t="$1" -v c="$2" '{gsub(/ /, "", $2)} $2 == t {gsub(/ /, "", $c); print $c}' "$WORK/probe.txt"; }
+COMPLETED=$((COMPLETED + PROBE_ROUNDS + 1000))
+
 # The daemon's own figure: x-claudeflare-overhead-ms over sequential keep-alive requests.
 OVERHEAD=$(python3 - "$PORT" "$BODY" <<'EOF'
 import http.client, statistics, sys
@@ -278,7 +307,10 @@ EOF
 ratio() { awk -v p="$1" -v d="$2" 'BEGIN { if (d > 0) printf "%.2f", p / d; else print "-" }'; }
 
 echo
-echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s per run · upstream: ${UPSTREAM_LABEL} · SSE event gap ${EVENT_GAP_MS} ms${DAEMON_ARGS:+ · daemon flags: $DAEMON_ARGS}"
+BOX_NOTE=""
+# A guest that halts its idle vCPUs at once pays the host for every wake-up of one.
+[[ -r "$HALT_POLL" ]] && BOX_NOTE=" · guest halt polling $(cat "$HALT_POLL") ns"
+echo "Date: $(date -u +%Y-%m-%d) · $(nproc) cores · ${DURATION} s per run · upstream: ${UPSTREAM_LABEL} · SSE event gap ${EVENT_GAP_MS} ms${DAEMON_ARGS:+ · daemon flags: $DAEMON_ARGS}${BOX_NOTE}"
 echo
 # With BARE=1 a column for the bare proxy (the stack's ceiling) before the daemon's.
 row() { # label direct bare proxy ratio
@@ -304,6 +336,8 @@ for k in c1 c64 sse16; do
 done
 row "p50 added at c=1 (− direct)" "" "$( [[ "$BARE" == 1 ]] && added "${R[c1,bp50]}" "${R[c1,dp50]}")" "$(added "${R[c1,pp50]}" "${R[c1,dp50]}")" ""
 row "p99 added at c=1 (− direct)" "" "$( [[ "$BARE" == 1 ]] && added "${R[c1,bp99]}" "${R[c1,dp99]}")" "$(added "${R[c1,pp99]}" "${R[c1,dp99]}")" ""
+row "c=1 per request (paired-probe) p50 / p99" "$(probe direct 3) / $(probe direct 5) ms" "$( [[ "$BARE" == 1 ]] && echo "$(probe bare 3) / $(probe bare 5) ms")" "$(probe proxy 3) / $(probe proxy 5) ms" ""
+row "c=1 per request: p50 / p99 added (− direct)" "" "$( [[ "$BARE" == 1 ]] && echo "$(added "$(probe bare 3)" "$(probe direct 3)") / $(added "$(probe bare 5)" "$(probe direct 5)")")" "$(added "$(probe proxy 3)" "$(probe direct 3)") / $(added "$(probe proxy 5)" "$(probe direct 5)")" ""
 row "x-claudeflare-overhead-ms p50 / p99 (${OH_N} sequential requests)" "" "" "${OH_P50} / ${OH_P99} ms" ""
 row "daemon RSS idle" "" "" "$(mb "$RSS_IDLE") MB" ""
 row "daemon RSS after c=64" "" "" "$(mb "$RSS_LOADED") MB" ""
