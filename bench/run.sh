@@ -22,10 +22,11 @@
 #
 # Prints one markdown table. Runs: c=1 (-t1 -c1), c=64 (-t2 -c64), SSE c=16 (-t2 -c16,
 # "stream":true body), and c=1 once more through bench/paired_probe.rs, which reports
-# every request once (wrk's c=1 p99 is corrected for coordinated omission). Rows recorded are counted after a graceful stop (SIGTERM, which
-# flushes the request log) and compared with the requests wrk completed through the
-# proxy. A few more rows than completed requests is expected: wrk stops with requests
-# in flight (up to one per connection per run); the daemon still answers and records them.
+# every request once (wrk's c=1 p99 is corrected for coordinated omission). Rows
+# recorded are counted after a graceful stop (SIGTERM, which flushes the request log)
+# and compared with the requests wrk and the probes completed through the proxy. A few
+# more rows than completed requests is expected: wrk stops with requests in flight (up
+# to one per connection per run); the daemon still answers and records them.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
