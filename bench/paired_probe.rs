@@ -163,7 +163,7 @@ fn run() -> Result<(), String> {
     if targets.is_empty() {
         return Err("usage: paired-probe [-n ROUNDS] [-b BLOCKS] LABEL=HOST:PORT ...".into());
     }
-    // A warm-up round per target: connections, pools and caches filled first.
+    // 1 000 rounds first, not counted: connections, pools and caches filled.
     for _ in 0..1000 {
         for t in targets.iter_mut() {
             t.ask()?;
