@@ -52,8 +52,10 @@ impl Default for LoggerSettings {
         Self {
             max_batch: 1000,
             // Busy: a record waits for the next tick and a write that yields for at
-            // most 3/4 of an interval, ~90 ms. Quiet: two ticks and a short write.
-            // Either way under the 100 ms a kill -9 may lose (docs/deployment.md).
+            // most 3/4 of an interval, ~90 ms (a write on the log thread gives up
+            // one interval after its batch was cut). Quiet: two ticks and a short
+            // write. Either way under the 100 ms a kill -9 may lose
+            // (docs/deployment.md).
             flush_interval: Duration::from_millis(50),
             max_pending: 100_000,
             background_start: None,
@@ -291,6 +293,9 @@ impl RequestLogger {
             give_up_after: lane
                 .is_some()
                 .then_some(self.settings.background_give_up_after),
+            // Its oldest record came in about one interval ago: done within the
+            // next, or written on the pool, it waits ~100 ms at most.
+            give_up_at: lane.is_some().then(|| now + self.settings.flush_interval),
         };
         let store = self.store.clone();
         let insert = move || store.insert_requests_paced(&batch, pacing);

@@ -170,6 +170,10 @@ pub struct Pacing {
     /// on a machine that just became busy, which would hold the batch (and the
     /// database's write lock) for seconds.
     pub give_up_after: Option<Duration>,
+    /// Give the write up when a statement would start after this instant: also a
+    /// lowered thread that got the job late, or many short turns in a row, must
+    /// not keep its records unstored past what a kill -9 may lose.
+    pub give_up_at: Option<Instant>,
 }
 
 /// The inserts of [`Store::insert_requests`] and the batch's rollup increments,
@@ -185,6 +189,7 @@ macro_rules! insert_entries {
             if pacing
                 .give_up_after
                 .is_some_and(|limit| now.duration_since(last) > limit)
+                || pacing.give_up_at.is_some_and(|t| now > t)
             {
                 return Err(DieselError::RollbackTransaction);
             }
@@ -439,7 +444,8 @@ impl Store {
     /// yields the CPU between statements (every [`ROWS_PER_INSERT`] records) until
     /// `pacing.yield_until`, then writes the rest at once; and it gives up with
     /// [`StoreError::Deferred`], storing nothing, when it was kept from running
-    /// longer than `pacing.give_up_after`.
+    /// longer than `pacing.give_up_after` or is still writing at
+    /// `pacing.give_up_at`.
     ///
     /// SQLite runs on this thread, so a batch is milliseconds of CPU in one piece.
     /// A proxy worker (or the client, or the upstream) woken meanwhile on the same

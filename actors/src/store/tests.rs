@@ -175,6 +175,7 @@ fn a_yielding_batch_stores_everything_an_immediate_one_does() {
             let paced = |yield_until| crate::store::Pacing {
                 yield_until: Some(yield_until),
                 give_up_after: Some(std::time::Duration::from_secs(60)),
+                give_up_at: Some(std::time::Instant::now() + std::time::Duration::from_secs(60)),
             };
             store
                 .insert_requests_paced(first, paced(later))
@@ -205,6 +206,7 @@ fn a_paced_write_kept_from_the_cpu_gives_up_and_stores_nothing() {
     let impatient = Pacing {
         yield_until: None,
         give_up_after: Some(Duration::ZERO),
+        give_up_at: None,
     };
     let result = store.insert_requests_paced(&batch, impatient);
     assert!(matches!(result, Err(StoreError::Deferred)), "{result:?}");
@@ -216,6 +218,33 @@ fn a_paced_write_kept_from_the_cpu_gives_up_and_stores_nothing() {
 
     // The same batch, written again, is stored whole.
     store.insert_requests(&batch).expect("insert");
+    assert_eq!(store.history_totals().expect("totals").requests, 40);
+}
+
+#[test]
+fn a_paced_write_still_running_at_its_deadline_gives_up_and_stores_nothing() {
+    let (_dir, store) = tests_support::test_store();
+    let batch: Vec<LogEntry> = (0..40)
+        .map(|i| entry(record(&format!("l{i:03}"), 1000 + i, true), true))
+        .collect();
+    // Patient between statements, but the job came too late: its deadline is past.
+    let late = Pacing {
+        yield_until: None,
+        give_up_after: Some(Duration::from_secs(60)),
+        give_up_at: Some(std::time::Instant::now()),
+    };
+    std::thread::sleep(Duration::from_millis(2));
+    let result = store.insert_requests_paced(&batch, late);
+    assert!(matches!(result, Err(StoreError::Deferred)), "{result:?}");
+    assert_eq!(store.history_totals().expect("totals").requests, 0);
+    // The same batch with a deadline ahead is stored whole.
+    let in_time = Pacing {
+        give_up_at: Some(std::time::Instant::now() + Duration::from_secs(60)),
+        ..late
+    };
+    store
+        .insert_requests_paced(&batch, in_time)
+        .expect("insert");
     assert_eq!(store.history_totals().expect("totals").requests, 40);
 }
 
