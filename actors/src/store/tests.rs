@@ -128,6 +128,27 @@ fn entry(record: RequestRecord, with_payload: bool) -> LogEntry {
     }
 }
 
+/// `n` successful requests with payloads, ids `{prefix}000` on.
+fn paced_batch(prefix: &str, n: i64) -> Vec<LogEntry> {
+    (0..n)
+        .map(|i| entry(record(&format!("{prefix}{i:03}"), 1000 + i, true), true))
+        .collect()
+}
+
+/// A paced write of `batch` that gives up stores none of it.
+fn assert_gives_up_storing_nothing(store: &Store, batch: &[LogEntry], pacing: Pacing) {
+    let result = store.insert_requests_paced(batch, pacing);
+    assert!(matches!(result, Err(StoreError::Deferred)), "{result:?}");
+    assert_eq!(store.history_totals().expect("totals").requests, 0);
+    assert!(
+        store
+            .request_by_id(&batch[0].record.id)
+            .expect("read")
+            .is_none(),
+        "rolled back"
+    );
+}
+
 #[test]
 fn request_batches_are_written_and_read_newest_first() {
     each_backend(
@@ -166,9 +187,7 @@ fn a_yielding_batch_stores_everything_an_immediate_one_does() {
         "a_yielding_batch_stores_everything_an_immediate_one_does",
         |backend| {
             let store = backend.open(test_cipher()).expect("open");
-            let batch: Vec<LogEntry> = (0..37)
-                .map(|i| entry(record(&format!("y{i:03}"), 1000 + i, true), true))
-                .collect();
+            let batch = paced_batch("y", 37);
             // Yields all the way through the first half, none in the second.
             let (first, second) = batch.split_at(20);
             let later = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -199,22 +218,14 @@ fn a_yielding_batch_stores_everything_an_immediate_one_does() {
 #[test]
 fn a_paced_write_kept_from_the_cpu_gives_up_and_stores_nothing() {
     let (_dir, store) = tests_support::test_store();
-    let batch: Vec<LogEntry> = (0..40)
-        .map(|i| entry(record(&format!("d{i:03}"), 1000 + i, true), true))
-        .collect();
+    let batch = paced_batch("d", 40);
     // Any gap at all between two statements is too long.
     let impatient = Pacing {
         yield_until: None,
         give_up_after: Some(Duration::ZERO),
         give_up_at: None,
     };
-    let result = store.insert_requests_paced(&batch, impatient);
-    assert!(matches!(result, Err(StoreError::Deferred)), "{result:?}");
-    assert_eq!(store.history_totals().expect("totals").requests, 0);
-    assert!(
-        store.request_by_id("d000").expect("read").is_none(),
-        "rolled back"
-    );
+    assert_gives_up_storing_nothing(&store, &batch, impatient);
 
     // The same batch, written again, is stored whole.
     store.insert_requests(&batch).expect("insert");
@@ -224,9 +235,7 @@ fn a_paced_write_kept_from_the_cpu_gives_up_and_stores_nothing() {
 #[test]
 fn a_paced_write_still_running_at_its_deadline_gives_up_and_stores_nothing() {
     let (_dir, store) = tests_support::test_store();
-    let batch: Vec<LogEntry> = (0..40)
-        .map(|i| entry(record(&format!("l{i:03}"), 1000 + i, true), true))
-        .collect();
+    let batch = paced_batch("l", 40);
     // Patient between statements, but the job came too late: its deadline is past.
     let late = Pacing {
         yield_until: None,
@@ -234,9 +243,7 @@ fn a_paced_write_still_running_at_its_deadline_gives_up_and_stores_nothing() {
         give_up_at: Some(std::time::Instant::now()),
     };
     std::thread::sleep(Duration::from_millis(2));
-    let result = store.insert_requests_paced(&batch, late);
-    assert!(matches!(result, Err(StoreError::Deferred)), "{result:?}");
-    assert_eq!(store.history_totals().expect("totals").requests, 0);
+    assert_gives_up_storing_nothing(&store, &batch, late);
     // The same batch with a deadline ahead is stored whole.
     let in_time = Pacing {
         give_up_at: Some(std::time::Instant::now() + Duration::from_secs(60)),
