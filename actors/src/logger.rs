@@ -329,9 +329,10 @@ impl RequestLogger {
                     }
                 }
                 Err(StoreError::Deferred) => {
-                    // The background thread could not get a CPU: the machine is
-                    // busy. Nothing was stored; write the batch again at once, on
-                    // the blocking pool.
+                    // The background thread did not get enough of a CPU, between
+                    // two statements or by the deadline: the machine is busy.
+                    // Nothing was stored; write the batch again at once, on the
+                    // blocking pool.
                     tracing::debug!(
                         records = batch.as_ref().map_or(0, |b| b.len()),
                         "background write gave up; writing on the blocking pool"

@@ -54,7 +54,8 @@ pub enum StoreError {
     Query(#[from] DieselError),
     #[error("database task failed: {0}")]
     Task(String),
-    /// A paced write gave up and rolled back (see [`Pacing::give_up_after`]).
+    /// A paced write gave up and rolled back (see [`Pacing::give_up_after`] and
+    /// [`Pacing::give_up_at`]).
     #[error("the write was given up: its thread waited too long for a CPU")]
     Deferred,
     #[error(transparent)]
