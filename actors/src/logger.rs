@@ -140,9 +140,9 @@ impl RequestLogger {
         self
     }
 
-    /// Writes that keep up (see [`keeping_up`]) go to `thread`, at its lower
-    /// priority; a logger that is behind, or flushing for shutdown, writes on the
-    /// blocking pool.
+    /// Writes that keep up (a part batch, no shutdown waiting) go to `thread`, at
+    /// its lower priority; a logger that is behind, or flushing for shutdown, writes
+    /// on the blocking pool.
     pub fn with_background(mut self, thread: BackgroundThread) -> Self {
         self.background = Some(thread);
         self

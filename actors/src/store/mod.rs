@@ -442,7 +442,7 @@ impl Store {
     }
 
     /// [`Store::insert_requests`] for a logger that is keeping up: on SQLite it
-    /// yields the CPU between statements (every [`ROWS_PER_INSERT`] records) until
+    /// yields the CPU between statements (every `ROWS_PER_INSERT` records) until
     /// `pacing.yield_until`, then writes the rest at once; and it gives up with
     /// [`StoreError::Deferred`], storing nothing, when it was kept from running
     /// longer than `pacing.give_up_after` or is still writing at
