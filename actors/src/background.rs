@@ -5,11 +5,12 @@
 //! request that woke up behind a write waited for it: `perf sched` showed most of the
 //! proxy's waits over 0.3 ms behind a blocking thread that had run ~0.75 ms
 //! (docs/performance.md, tenth round). The daemon lowers this thread's priority when
-//! it starts (the start hook: nice 19 on Linux, see the binary's `sched` module), so
-//! the scheduler lets a waking request in first. A lowered thread still gets a share
-//! of a busy CPU (unlike `SCHED_IDLE`, which starved the writer at c=64), and the
-//! logger only sends it work that can wait: a logger that falls behind writes on the
-//! blocking pool at normal priority again.
+//! it starts (the start hook: `SCHED_IDLE` on Linux, see the binary's `sched`
+//! module), so a waking request takes its CPU at once. Such a thread gets almost
+//! nothing of a CPU the request path keeps busy, so the logger only sends it work
+//! that can wait: a logger that falls behind writes on the blocking pool at normal
+//! priority again, and a write here that starves gives up and goes there too
+//! ([`crate::store::Pacing`]).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc;
