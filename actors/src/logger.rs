@@ -9,7 +9,7 @@ use crate::clock::LogThrottle;
 use crate::intake::{Intake, IDLE_POLLS, POLL_INTERVAL};
 use crate::registry::{AccountRegistry, RecordUses};
 use crate::stats::{RequestsFinished, StatsAggregator};
-use crate::store::{blocking, LogEntry, Pacing, Store, StoreError};
+use crate::store::{blocking, Dialect, LogEntry, Pacing, Store, StoreError};
 use actix::prelude::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -143,8 +143,16 @@ impl RequestLogger {
     /// Writes that keep up (a part batch, no shutdown waiting) go to `thread`, at
     /// its lower priority; a logger that is behind, or flushing for shutdown, writes
     /// on the blocking pool.
+    ///
+    /// Only on SQLite, which does a write's work on the writing thread. PostgreSQL
+    /// does it in its own process, and its writes are not paced (nothing there
+    /// gives up), so on an idle-policy thread a write caught by a machine that
+    /// just became saturated would hold its batch for as long as the load lasts:
+    /// there the thread is dropped (and ends), and every write runs on the pool.
     pub fn with_background(mut self, thread: BackgroundThread) -> Self {
-        self.background = Some(thread);
+        if self.store.dialect() == Dialect::Sqlite {
+            self.background = Some(thread);
+        }
         self
     }
 
@@ -716,6 +724,30 @@ mod tests {
             );
             go.send(()).expect("release the thread");
             assert_eq!(stored_rows(&store, 5).await, 5);
+        });
+    }
+
+    #[test]
+    fn a_postgres_logger_keeps_off_its_background_thread() {
+        let Some((_db, store)) =
+            crate::store::tests_support::test_postgres_store("logger_background")
+        else {
+            return;
+        };
+        actix::System::new().block_on(async {
+            let intake = Arc::new(Intake::default());
+            let (background, _go) = held_background();
+            let logger =
+                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
+            for i in 0..5 {
+                let _ = intake.record(entry(&format!("p{i}")));
+            }
+            logger.send(IntakeWaiting).await.expect("logger");
+            assert_eq!(
+                stored_rows(&store, 5).await,
+                5,
+                "a part batch does not wait for the held background thread"
+            );
         });
     }
 

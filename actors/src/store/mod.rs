@@ -561,6 +561,17 @@ pub(crate) mod tests_support {
     pub(crate) use super::tests::api_key_account as account;
     pub(crate) use super::tests::record as request_record;
 
+    /// A store on a fresh PostgreSQL database, or `None` (with a note) when no
+    /// server is configured.
+    pub(crate) fn test_postgres_store(
+        test: &str,
+    ) -> Option<(super::testing::TestDatabase, super::Store)> {
+        let db = super::testing::TestDatabase::create(test)?;
+        let store =
+            super::Store::open_postgres(db.url(), super::tests::test_cipher()).expect("open");
+        Some((db, store))
+    }
+
     /// A store on a fresh temporary file.
     pub(crate) fn test_store() -> (tempfile::TempDir, super::Store) {
         let dir = tempfile::tempdir().expect("temp dir");
