@@ -704,6 +704,21 @@ mod tests {
         (background, go)
     }
 
+    /// Records `n` entries through a logger that writes batches of 10 and whose
+    /// background thread is held, and counts the rows stored meanwhile (waiting
+    /// up to ~3 s for all of them).
+    async fn stored_past_a_held_thread(store: &Store, prefix: &str, n: usize) -> i64 {
+        let intake = Arc::new(Intake::default());
+        let (background, _go) = held_background();
+        let logger =
+            ticking_logger(store, &intake, background, 10, Duration::from_secs(60)).start();
+        for i in 0..n {
+            let _ = intake.record(entry(&format!("{prefix}{i:02}")));
+        }
+        logger.send(IntakeWaiting).await.expect("logger");
+        stored_rows(store, n as i64).await
+    }
+
     #[test]
     fn a_logger_that_keeps_up_writes_on_its_background_thread() {
         actix::System::new().block_on(async {
@@ -735,16 +750,8 @@ mod tests {
             return;
         };
         actix::System::new().block_on(async {
-            let intake = Arc::new(Intake::default());
-            let (background, _go) = held_background();
-            let logger =
-                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
-            for i in 0..5 {
-                let _ = intake.record(entry(&format!("p{i}")));
-            }
-            logger.send(IntakeWaiting).await.expect("logger");
             assert_eq!(
-                stored_rows(&store, 5).await,
+                stored_past_a_held_thread(&store, "p", 5).await,
                 5,
                 "a part batch does not wait for the held background thread"
             );
@@ -755,16 +762,8 @@ mod tests {
     fn a_logger_that_is_behind_writes_on_the_blocking_pool() {
         actix::System::new().block_on(async {
             let (_dir, store) = test_store();
-            let intake = Arc::new(Intake::default());
-            let (background, _go) = held_background();
-            let logger =
-                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
-            for i in 0..30 {
-                let _ = intake.record(entry(&format!("b{i:02}")));
-            }
-            logger.send(IntakeWaiting).await.expect("logger");
             assert_eq!(
-                stored_rows(&store, 30).await,
+                stored_past_a_held_thread(&store, "b", 30).await,
                 30,
                 "full batches do not wait for the held background thread"
             );
