@@ -704,12 +704,16 @@ mod tests {
         (background, go)
     }
 
-    /// Records `n` entries through a logger that writes batches of 10 and whose
-    /// background thread is held, and counts the rows stored meanwhile (waiting
+    /// Records `n` entries through a logger that writes batches of 10 with
+    /// `background` as its background thread, and counts the rows stored (waiting
     /// up to ~3 s for all of them).
-    async fn stored_past_a_held_thread(store: &Store, prefix: &str, n: usize) -> i64 {
+    async fn stored_with(
+        store: &Store,
+        background: BackgroundThread,
+        prefix: &str,
+        n: usize,
+    ) -> i64 {
         let intake = Arc::new(Intake::default());
-        let (background, _go) = held_background();
         let logger =
             ticking_logger(store, &intake, background, 10, Duration::from_secs(60)).start();
         for i in 0..n {
@@ -717,6 +721,12 @@ mod tests {
         }
         logger.send(IntakeWaiting).await.expect("logger");
         stored_rows(store, n as i64).await
+    }
+
+    /// [`stored_with`] a background thread held by a job all the while.
+    async fn stored_past_a_held_thread(store: &Store, prefix: &str, n: usize) -> i64 {
+        let (background, _go) = held_background();
+        stored_with(store, background, prefix, n).await
     }
 
     #[test]
@@ -778,17 +788,10 @@ mod tests {
     fn a_logger_whose_background_thread_is_gone_writes_on_the_pool() {
         actix::System::new().block_on(async {
             let (_dir, store) = test_store();
-            let intake = Arc::new(Intake::default());
             let background =
                 BackgroundThread::spawn("log-test", Some(failing_start)).expect("thread");
-            let logger =
-                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
-            for i in 0..5 {
-                let _ = intake.record(entry(&format!("x{i}")));
-            }
-            logger.send(IntakeWaiting).await.expect("logger");
             // The first write is lost with the thread and retried a second later.
-            assert_eq!(stored_rows(&store, 5).await, 5);
+            assert_eq!(stored_with(&store, background, "x", 5).await, 5);
         });
     }
 
