@@ -466,7 +466,19 @@ impl Store {
         let mut conn = self.conn()?;
         match &mut *conn {
             AnyConnection::Sqlite(c) => {
-                match c.immediate_transaction(|c| insert_entries!(Sqlite, c, batch, pacing)) {
+                // Foreign keys off for this transaction only. A multi-row INSERT into
+                // a table with an immediate foreign key may abort half-way, so SQLite
+                // gives each payload statement a statement journal: a temporary file
+                // created, written (~2 kB per payload) and deleted at every batch. The
+                // key holds here by construction: each payload's request is inserted
+                // earlier in the same transaction (or was stored before, when a batch
+                // is retried). (`PRAGMA defer_foreign_keys` does not spare the journal;
+                // the pragma is a no-op inside a transaction, hence around it.)
+                c.batch_execute("PRAGMA foreign_keys = OFF")?;
+                let written =
+                    c.immediate_transaction(|c| insert_entries!(Sqlite, c, batch, pacing));
+                c.batch_execute("PRAGMA foreign_keys = ON")?;
+                match written {
                     Err(DieselError::RollbackTransaction) => return Err(StoreError::Deferred),
                     other => other?,
                 }

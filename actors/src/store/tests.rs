@@ -596,25 +596,65 @@ fn postgres_migrates_without_a_statement_timeout_and_pools_with_one() {
     }
 }
 
-#[test]
-fn every_sqlite_connection_has_the_small_page_cache() {
+/// An integer `PRAGMA name` on each pooled connection, all held at once so that
+/// every connection answers, not only the first one again.
+fn pragma_on_every_connection(store: &Store, name: &str) -> Vec<i64> {
     use diesel::sql_types::BigInt;
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
-        cache_size: i64,
+        value: i64,
     }
-    let (_dir, store) = temp_store();
-    // Several at once: each pooled connection, not only the first.
     let mut held = Vec::new();
+    let mut values = Vec::new();
     for _ in 0..4 {
         let mut conn = store.conn().expect("connection");
-        let rows: Vec<Row> = diesel::sql_query("PRAGMA cache_size")
-            .load(&mut *conn)
-            .expect("pragma");
-        assert_eq!(rows.first().map(|r| r.cache_size), Some(-512));
+        let rows: Vec<Row> =
+            diesel::sql_query(format!("SELECT {name} AS value FROM pragma_{name}()"))
+                .load(&mut *conn)
+                .expect("pragma");
+        values.extend(rows.first().map(|r| r.value));
         held.push(conn);
     }
+    values
+}
+
+#[test]
+fn every_sqlite_connection_has_the_small_page_cache() {
+    let (_dir, store) = temp_store();
+    assert_eq!(pragma_on_every_connection(&store, "cache_size"), [-512; 4]);
+}
+
+#[test]
+fn batch_writes_leave_foreign_keys_on_for_every_connection() {
+    let (_dir, store) = temp_store();
+    store
+        .insert_requests(&paced_batch("k", 40))
+        .expect("insert");
+    // A write that gives up leaves them on too.
+    let impatient = Pacing {
+        yield_until: None,
+        give_up_after: Some(Duration::ZERO),
+        give_up_at: None,
+    };
+    assert!(matches!(
+        store.insert_requests_paced(&paced_batch("g", 40), impatient),
+        Err(StoreError::Deferred)
+    ));
+    assert_eq!(pragma_on_every_connection(&store, "foreign_keys"), [1; 4]);
+    // And they hold: a payload without its request is refused.
+    let orphan = RequestPayload {
+        request_id: "no-such-request".into(),
+        request_headers: "{}".into(),
+        request_body: None,
+        response_headers: "{}".into(),
+        response_body: None,
+        truncated: false,
+    };
+    let refused = diesel::insert_into(schema::request_payloads::table)
+        .values(&orphan)
+        .execute(&mut *store.conn().expect("connection"));
+    assert!(refused.is_err(), "{refused:?}");
 }
 
 #[test]
