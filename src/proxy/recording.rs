@@ -285,10 +285,12 @@ impl Recorder {
         } = self;
         state.engine.metrics.in_flight_streams.dec();
         let ended = Instant::now();
-        // One chunk (a JSON answer usually is) is shared, not copied.
+        // One chunk (a JSON answer usually is) is shared when it is most of the
+        // buffer it was read into, and copied when it is smaller (see
+        // [`SHARED_FROM`]).
         let body_joined = || -> Bytes {
             if let [only] = kept.as_slice() {
-                return only.clone();
+                return stored_chunk(only);
             }
             let mut all = BytesMut::with_capacity(kept_len);
             for c in &kept {
@@ -459,6 +461,24 @@ pub fn record_local_answer(
         truncated: c.truncated,
     });
     submit(state, record, payload);
+}
+
+/// From this size an upstream chunk is stored as it came, sharing its buffer; a
+/// smaller one is copied for the record. awc reads a connection into buffers of
+/// 8 KiB (actix-codec's `Framed`), and a chunk split off one keeps the whole
+/// buffer alive, so a JSON answer of a few hundred bytes held ~8 KiB until its
+/// record was written, and the connection allocated a fresh buffer for the next
+/// answer. At c=64 the records waiting for their batch held ~25 MB that way
+/// (docs/performance.md, thirteenth round).
+const SHARED_FROM: usize = 8 * 1024;
+
+/// A whole answer that came in one chunk, as the record keeps it (see [`SHARED_FROM`]).
+fn stored_chunk(chunk: &Bytes) -> Bytes {
+    if chunk.len() >= SHARED_FROM {
+        chunk.clone()
+    } else {
+        Bytes::copy_from_slice(chunk)
+    }
 }
 
 /// Errors the client's body stream can end with (the connection is then cut).
@@ -634,6 +654,23 @@ impl<S> Drop for RecordingBody<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_small_answer_is_copied_and_a_large_one_shared() {
+        // As awc hands them over: split off the connection's read buffer.
+        let mut read = BytesMut::with_capacity(64 * 1024);
+        read.extend_from_slice(&[b'x'; 40 * 1024]);
+        let small = read.split_to(300).freeze();
+        let large = read.split_to(SHARED_FROM).freeze();
+
+        let stored = stored_chunk(&small);
+        assert_eq!(stored, small);
+        assert_ne!(stored.as_ptr(), small.as_ptr(), "its own bytes");
+        assert!(stored.is_unique(), "nothing else holds its buffer");
+
+        let stored = stored_chunk(&large);
+        assert_eq!(stored.as_ptr(), large.as_ptr(), "shared, not copied");
+    }
 
     #[test]
     fn media_types_and_encodings_match_in_any_case() {
