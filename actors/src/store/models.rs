@@ -176,8 +176,9 @@ pub struct RequestPayload {
 }
 
 /// A stored body. It shares the buffer it was captured from, so a request body
-/// (often hundreds of kB from Claude Code) is not copied to be stored; read back,
-/// it owns its bytes.
+/// (often hundreds of kB from Claude Code) is not copied to be stored; the proxy
+/// copies only what would hold a larger buffer than itself (a small answer read
+/// into the upstream connection's buffer). Read back, it owns its bytes.
 #[derive(
     Clone,
     Debug,
