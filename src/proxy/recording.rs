@@ -285,12 +285,17 @@ impl Recorder {
         } = self;
         state.engine.metrics.in_flight_streams.dec();
         let ended = Instant::now();
-        // One chunk (a JSON answer usually is) is shared when it is most of the
-        // buffer it was read into, and copied when it is smaller (see
-        // [`SHARED_FROM`]).
+        // One chunk (a JSON answer usually is) is shared; to be stored, it is
+        // copied when it is much smaller than the buffer it was read into (see
+        // [`SHARED_FROM`]). Without a payload it is only parsed, and dropped here.
+        let storing = capture.is_some();
         let body_joined = || -> Bytes {
             if let [only] = kept.as_slice() {
-                return stored_chunk(only);
+                return if storing {
+                    stored_chunk(only)
+                } else {
+                    only.clone()
+                };
             }
             let mut all = BytesMut::with_capacity(kept_len);
             for c in &kept {
