@@ -13,10 +13,10 @@ pub const BACKGROUND_NICE: i32 = 19;
 /// `SCHED_IDLE` rather than nice 19 because a request-path thread that wakes up
 /// preempts an idle-policy thread at once, while a nice 19 thread that just got its
 /// CPU may keep it for the rest of its slice: wrk's c=1 p99 through the proxy was
-/// lower in each of eight alternating pairs, 0.85-1.38 ms against 0.48-1.05
-/// (docs/performance.md, twelfth round). Both get almost nothing of a CPU the request path keeps busy; the logger
-/// only sends this thread work that can wait, and a write there that starves gives
-/// up and goes to the blocking pool (`Pacing`).
+/// lower in each of eight alternating pairs, 0.48-1.05 ms against 0.85-1.38 at nice
+/// 19 (docs/performance.md, twelfth round). Both get almost nothing of a CPU the
+/// request path keeps busy; the logger only sends this thread work that can wait,
+/// and a write there that starves gives up and goes to the blocking pool (`Pacing`).
 #[allow(unsafe_code)]
 pub fn lower_current_thread_priority() {
     #[cfg(target_os = "linux")]
