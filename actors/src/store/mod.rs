@@ -103,15 +103,15 @@ struct TotalsRow {
     cost_usd: f64,
 }
 
-/// SQLite settings of every pooled connection. The page cache is 512 KiB per
-/// connection instead of SQLite's 2 MiB. A busy logger batch outgrows it and spills
-/// pages to the WAL early, but a 16 MiB cache for the batch measured no faster
-/// (docs/performance.md); reads of older rows come from the kernel's page cache
-/// either way; and four connections' caches filling up slowly over an hour as the
-/// database grew were most of the daemon's RSS growth in the soak test
-/// (`docs/testing.md`).
+/// SQLite settings of every pooled connection. The page cache is 128 KiB (16 pages)
+/// per connection instead of SQLite's 2 MiB. A logger batch outgrows it either way
+/// and spills pages to the WAL early; neither a 16 MiB cache nor 512 KiB wrote
+/// faster (docs/performance.md, seventh and fifteenth rounds); reads of older rows
+/// come from the kernel's page cache; and the caches filling up as the database grew
+/// were the daemon's RSS growth in the soak test (2 MiB each, `docs/testing.md`) and
+/// most of SQLite's share of the step after aborted streams (512 KiB each).
 const SQLITE_SESSION: &str = "PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-     PRAGMA synchronous = NORMAL; PRAGMA cache_size = -512;";
+     PRAGMA synchronous = NORMAL; PRAGMA cache_size = -128;";
 
 /// PostgreSQL session settings of every pooled connection: a statement stuck on a
 /// lock must not hold a pool connection forever.

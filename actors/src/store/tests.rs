@@ -622,7 +622,7 @@ fn pragma_on_every_connection(store: &Store, name: &str) -> Vec<i64> {
 #[test]
 fn every_sqlite_connection_has_the_small_page_cache() {
     let (_dir, store) = temp_store();
-    assert_eq!(pragma_on_every_connection(&store, "cache_size"), [-512; 4]);
+    assert_eq!(pragma_on_every_connection(&store, "cache_size"), [-128; 4]);
 }
 
 #[test]
