@@ -384,7 +384,14 @@ fn serve(args: &ServeArgs) -> ExitCode {
     } else {
         config.host.clone()
     };
-    let result = actix_web::rt::System::new().block_on(async move {
+    let runtime = match crate::startup::runtime(&config) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("claudeflare: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = actix_web::rt::System::with_tokio_rt(move || runtime).block_on(async move {
         let app = Application::build(config).await?;
         println!("listening on http://{host}:{}", app.port());
         let _ = std::io::stdout().flush();

@@ -36,6 +36,55 @@ pub enum StartError {
     },
 }
 
+/// How many threads the daemon's runtime gives blocking work on SQLite (account saves,
+/// log writes that leave the log thread, heap trims), all made at start and kept. A
+/// thread made later brings its own allocator heap, malloc arena and stack, ~1 MB that
+/// stays; with tokio's defaults (made on demand, gone after 10 s idle) that happened
+/// under load whenever a trim or a save came while a log write and a save waited on
+/// each other (docs/performance.md, sixteenth round). SQLite writes one transaction at
+/// a time, so a third thread would only wait. The API's reads run on the HTTP
+/// workers' own pools.
+pub const SQLITE_BLOCKING_THREADS: usize = 2;
+
+/// How long an idle blocking thread of the daemon's runtime stays (tokio: 10 s).
+const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
+
+/// The runtime `claudeflare serve` runs the daemon on: actix's own (one thread, I/O
+/// and time) with blocking threads that stay. On SQLite there are
+/// [`SQLITE_BLOCKING_THREADS`], started here. On PostgreSQL the pool keeps tokio's
+/// bound: a token refresh there waits on a pool thread for another instance's lock,
+/// and such waits must not hold up the log writes.
+pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_current_thread();
+    builder
+        .enable_all()
+        .thread_name("claudeflare-blocking")
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE);
+    if config.postgres_url().is_some() {
+        return builder.build();
+    }
+    let runtime = builder
+        .max_blocking_threads(SQLITE_BLOCKING_THREADS)
+        .build()?;
+    // Every thread busy at once makes the pool start them all now.
+    let all_started = std::sync::Arc::new(std::sync::Barrier::new(SQLITE_BLOCKING_THREADS));
+    runtime.block_on(async {
+        let waits: Vec<_> = (0..SQLITE_BLOCKING_THREADS)
+            .map(|_| {
+                let all_started = all_started.clone();
+                tokio::task::spawn_blocking(move || {
+                    all_started.wait();
+                })
+            })
+            .collect();
+        for wait in waits {
+            // Only a panic in `wait` could fail this, and it does not panic.
+            let _ = wait.await;
+        }
+    });
+    Ok(runtime)
+}
+
 /// The daemon, bound and ready to run.
 pub struct Application {
     port: u16,
@@ -330,4 +379,83 @@ async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
         req.method(),
         req.path()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{mpsc, Arc};
+
+    fn blocking_threads() -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .map(|tasks| {
+                tasks
+                    .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                    .filter(|name| name.trim() == "claudeflare-blo")
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    /// How many of `n` blocking jobs the runtime runs at once (each waits for a
+    /// release that comes once no more start).
+    fn run_at_once(runtime: &tokio::runtime::Runtime, n: usize) -> usize {
+        let started = Arc::new(AtomicUsize::new(0));
+        let (release, released) = mpsc::channel::<()>();
+        let released = Arc::new(std::sync::Mutex::new(released));
+        let jobs: Vec<_> = (0..n)
+            .map(|_| {
+                let (started, released) = (started.clone(), released.clone());
+                runtime.spawn_blocking(move || {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    let _ = released.lock().map(|r| r.recv());
+                })
+            })
+            .collect();
+        // Settled: no new start for 200 ms (at most ~10 s).
+        let mut seen = 0;
+        for _ in 0..50 {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = started.load(Ordering::SeqCst);
+            if now == seen && now > 0 {
+                break;
+            }
+            seen = now;
+        }
+        for _ in 0..n {
+            let _ = release.send(());
+        }
+        runtime.block_on(async {
+            for job in jobs {
+                job.await.expect("job");
+            }
+        });
+        assert_eq!(
+            started.load(Ordering::SeqCst),
+            n,
+            "every job ran in the end"
+        );
+        seen
+    }
+
+    // One test: both count the same process's threads.
+    #[test]
+    fn sqlite_gets_two_blocking_threads_from_the_start_and_postgres_the_default_pool() {
+        let before = blocking_threads();
+        let sqlite = runtime(&Config::default()).expect("runtime");
+        // /proc is Linux's; elsewhere only the bound is checked.
+        if cfg!(target_os = "linux") {
+            assert_eq!(blocking_threads() - before, SQLITE_BLOCKING_THREADS);
+        }
+        assert_eq!(run_at_once(&sqlite, 3), SQLITE_BLOCKING_THREADS);
+        drop(sqlite);
+
+        let config = Config {
+            database_url: Some("postgres://u:p@127.0.0.1:1/db".into()),
+            ..Config::default()
+        };
+        let postgres = runtime(&config).expect("runtime");
+        assert_eq!(run_at_once(&postgres, 3), 3);
+    }
 }
