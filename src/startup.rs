@@ -39,32 +39,29 @@ pub enum StartError {
 /// How many threads the daemon's runtime gives blocking work on SQLite (account saves,
 /// log writes that leave the log thread, heap trims), all made at start and kept. A
 /// thread made later brings its own allocator heap, malloc arena and stack, ~1 MB that
-/// stays; with tokio's defaults (made on demand, gone after 10 s idle) that happened
-/// under load whenever a trim or a save came while a log write and a save waited on
-/// each other (docs/performance.md, sixteenth round). SQLite writes one transaction at
-/// a time, so a third thread would only wait. The API's reads run on the HTTP
-/// workers' own pools.
+/// stays; tokio's default pool made one under load whenever a job came while a save
+/// waited for a log write's lock and the write ran (docs/performance.md, sixteenth
+/// round). SQLite writes one transaction at a time, so a third thread would mostly
+/// wait. The API's reads run on the HTTP workers' own pools.
 pub const SQLITE_BLOCKING_THREADS: usize = 2;
 
-/// How long an idle blocking thread of the daemon's runtime stays (tokio: 10 s).
+/// How long an idle blocking thread of the daemon's runtime stays on SQLite (tokio: 10 s).
 const BLOCKING_KEEP_ALIVE: Duration = Duration::from_secs(24 * 3600);
 
 /// The runtime `claudeflare serve` runs the daemon on: actix's own (one thread, I/O
-/// and time) with blocking threads that stay. On SQLite there are
-/// [`SQLITE_BLOCKING_THREADS`], started here. On PostgreSQL the pool keeps tokio's
-/// bound: a token refresh there waits on a pool thread for another instance's lock,
-/// and such waits must not hold up the log writes.
+/// and time). On SQLite its blocking pool is [`SQLITE_BLOCKING_THREADS`], started
+/// here and kept. On PostgreSQL it keeps tokio's pool (512 threads at most, each gone
+/// after 10 s idle): a token refresh there waits on a pool thread for another
+/// instance's lock, and such waits must not hold up the log writes.
 pub fn runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_current_thread();
-    builder
-        .enable_all()
-        .thread_name("claudeflare-blocking")
-        .thread_keep_alive(BLOCKING_KEEP_ALIVE);
+    builder.enable_all().thread_name("claudeflare-blocking");
     if config.postgres_url().is_some() {
         return builder.build();
     }
     let runtime = builder
         .max_blocking_threads(SQLITE_BLOCKING_THREADS)
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
         .build()?;
     // Every thread busy at once makes the pool start them all now.
     let all_started = std::sync::Arc::new(std::sync::Barrier::new(SQLITE_BLOCKING_THREADS));
