@@ -215,7 +215,10 @@ impl RequestLogger {
         self.pending.append(&mut entries);
         let waiting = self.retry_at.is_some_and(|t| Instant::now() < t);
         if self.pending.len() >= self.settings.max_batch && !waiting {
-            self.write_batch(ctx, false);
+            // A full batch before the tick: at c=1 on a fast machine that is every
+            // tick's worth, and it may yield like a busy tick's write (unless the
+            // last tick was skipped: then its oldest record is two ticks old).
+            self.write_batch(ctx, !self.tick_skipped);
         }
     }
 
@@ -267,8 +270,8 @@ impl RequestLogger {
         self.count_dropped(excess);
     }
 
-    /// Writes the oldest pending records; `may_yield`: the tick of a busy logger
-    /// (see [`tick_action`]).
+    /// Writes the oldest pending records; `may_yield`: no record is older than a
+    /// tick (a busy logger's tick, or a full batch: see [`tick_action`]).
     fn write_batch(&mut self, ctx: &mut Context<Self>, may_yield: bool) {
         if self.writing {
             return;
@@ -282,9 +285,10 @@ impl RequestLogger {
         self.writing = true;
         self.tick_missed = false;
         let take = self.pending.len().min(self.settings.max_batch);
+        let left_over = self.pending.len() - take;
         let batch: Arc<Vec<LogEntry>> = Arc::new(self.pending.drain(..take).collect());
         self.in_flight = Some(batch.clone());
-        let unhurried = keeping_up(take, self.settings.max_batch, !self.waiters.is_empty());
+        let unhurried = keeping_up(left_over, self.settings.max_batch, !self.waiters.is_empty());
         let now = Instant::now();
         if !unhurried {
             self.behind_until = Some(now + BEHIND_HOLD);
@@ -294,9 +298,14 @@ impl RequestLogger {
             .background
             .clone()
             .filter(|_| unhurried && !recently_behind);
+        // A full batch yields on the log thread only. On the pool (the second after
+        // the logger was behind: a busy machine) it writes at once, as it always
+        // did: a writer that yields at normal priority on a saturated machine gets
+        // little of it and falls behind (docs/performance.md, fifth round).
+        let part = take < self.settings.max_batch;
         let pacing = Pacing {
             // Done before the next tick, so that the tick finds the writer free.
-            yield_until: (may_yield && unhurried)
+            yield_until: (may_yield && unhurried && (part || lane.is_some()))
                 .then(|| now + self.settings.flush_interval * 3 / 4),
             give_up_after: lane
                 .is_some()
@@ -368,7 +377,10 @@ impl RequestLogger {
             let full = act.pending.len() >= act.settings.max_batch;
             let tick_missed = act.tick_missed && !act.pending.is_empty();
             if full || tick_missed || !act.waiters.is_empty() {
-                act.write_batch(ctx, false);
+                // A full batch came in while this one was written: it may yield
+                // like any full batch. A tick missed meanwhile means records that
+                // have waited a tick already, and shutdown does not wait.
+                act.write_batch(ctx, full && !tick_missed);
             }
         }));
     }
@@ -402,18 +414,26 @@ fn release(batch: Arc<Vec<LogEntry>>, on: Option<&BackgroundThread>) {
     }
 }
 
-/// Whether a batch about to be written leaves the logger caught up: a part batch
-/// (so nothing is left over) and no shutdown waiting. Only then may a busy tick's
-/// write give way to the request path, for up to 3/4 of a flush interval
-/// ([`Store::insert_requests_paced`]); a logger that is behind writes at once.
+/// Whether a batch about to be written leaves the logger caught up: what is left
+/// pending after it does not fill another batch, and no shutdown is waiting. Only
+/// then may the write give way to the request path, for up to 3/4 of a flush
+/// interval ([`Store::insert_requests_paced`]), on the log thread; a logger that is
+/// behind writes at once, on the blocking pool.
 /// (The window must be most of the interval: with a 100 ms interval, yielding for
 /// all of it took the c=1 p99 from ~4 ms to ~1.5 ms, for 25 ms only to ~3 ms.)
-fn keeping_up(take: usize, max_batch: usize, shutting_down: bool) -> bool {
-    take < max_batch && !shutting_down
+///
+/// A full batch alone is not behind: at c=1 a machine twice as fast as the
+/// benchmark's fills one batch (1 000 records) per 50 ms tick, and counting that
+/// as behind sent every write to the pool at normal priority, where it costs the
+/// c=1 tail (docs/performance.md, seventeenth round). Falling behind shows as a
+/// second batch waiting, or as a write on the log thread that gives up.
+fn keeping_up(left_over: usize, max_batch: usize, shutting_down: bool) -> bool {
+    left_over < max_batch && !shutting_down
 }
 
-/// How long after a write that was behind (a full batch, or shutdown waiting) the
-/// logger keeps off its background thread. Near its limit a logger alternates full
+/// How long after a write that was behind (another full batch waiting, shutdown
+/// waiting, or a write on the log thread that gave up) the logger keeps off its
+/// background thread. Near its limit a logger alternates full
 /// and part batches; a part batch on the lowered thread then waited for a CPU the
 /// request path kept busy, the next batches piled up behind it, and c=64 lost ~4%
 /// (docs/performance.md, tenth round).
@@ -574,7 +594,15 @@ mod tests {
     #[test]
     fn only_a_logger_that_keeps_up_writes_politely() {
         assert!(keeping_up(10, 1000, false));
-        assert!(!keeping_up(1000, 1000, false), "a full batch: behind");
+        assert!(
+            keeping_up(0, 1000, false),
+            "a full batch with nothing left: caught up"
+        );
+        assert!(keeping_up(999, 1000, false));
+        assert!(
+            !keeping_up(1000, 1000, false),
+            "another full batch waiting: behind"
+        );
         assert!(!keeping_up(10, 1000, true), "shutdown waits for it");
     }
 
@@ -753,6 +781,29 @@ mod tests {
     }
 
     #[test]
+    fn a_full_batch_with_nothing_left_over_is_written_on_the_background_thread() {
+        actix::System::new().block_on(async {
+            let (_dir, store) = test_store();
+            let intake = Arc::new(Intake::default());
+            let (background, go) = held_background();
+            let logger =
+                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
+            for i in 0..10 {
+                let _ = intake.record(entry(&format!("f{i}")));
+            }
+            logger.send(IntakeWaiting).await.expect("logger");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(
+                store.history_totals().expect("totals").requests,
+                0,
+                "one full batch, nothing behind it: it waits for the held background thread"
+            );
+            go.send(()).expect("release the thread");
+            assert_eq!(stored_rows(&store, 10).await, 10);
+        });
+    }
+
+    #[test]
     fn a_postgres_logger_keeps_off_its_background_thread() {
         let Some((_db, store)) =
             crate::store::tests_support::test_postgres_store("logger_background")
@@ -775,7 +826,7 @@ mod tests {
             assert_eq!(
                 stored_past_a_held_thread(&store, "b", 30).await,
                 30,
-                "full batches do not wait for the held background thread"
+                "a full batch with another behind it does not wait for the held background thread"
             );
         });
     }
