@@ -140,9 +140,10 @@ impl RequestLogger {
         self
     }
 
-    /// Writes that keep up (a part batch, no shutdown waiting) go to `thread`, at
-    /// its lower priority; a logger that is behind, or flushing for shutdown, writes
-    /// on the blocking pool.
+    /// Writes that keep up (what is left after the batch does not fill another, no
+    /// shutdown waiting: see [`keeping_up`]) go to `thread`, at its lower priority;
+    /// a logger that is behind, or flushing for shutdown, writes on the blocking
+    /// pool.
     ///
     /// Only on SQLite, which does a write's work on the writing thread. PostgreSQL
     /// does it in its own process, and its writes are not paced (nothing there
@@ -270,8 +271,9 @@ impl RequestLogger {
         self.count_dropped(excess);
     }
 
-    /// Writes the oldest pending records; `may_yield`: no record is older than a
-    /// tick (a busy logger's tick, or a full batch: see [`tick_action`]).
+    /// Writes the oldest pending records; `may_yield`: the records are fresh (a
+    /// busy logger's tick, see [`tick_action`], or a full batch after a tick that
+    /// wrote), so the write may take most of a tick.
     fn write_batch(&mut self, ctx: &mut Context<Self>, may_yield: bool) {
         if self.writing {
             return;
@@ -282,6 +284,8 @@ impl RequestLogger {
             }
             return;
         }
+        // Records kept back by a failed write are older than a tick.
+        let may_yield = may_yield && self.retry_at.is_none();
         self.writing = true;
         self.tick_missed = false;
         let take = self.pending.len().min(self.settings.max_batch);
@@ -294,17 +298,21 @@ impl RequestLogger {
             self.behind_until = Some(now + BEHIND_HOLD);
         }
         let recently_behind = self.behind_until.is_some_and(|t| now < t);
+        // A full batch goes to the log thread only when its records are fresh: one
+        // cut after a skipped or missed tick, or after a failure, may hold records
+        // two ticks old, and is written at once on the pool, as before.
+        let part = take < self.settings.max_batch;
         let lane = self
             .background
             .clone()
-            .filter(|_| unhurried && !recently_behind);
-        // A full batch yields on the log thread only. On the pool (the second after
-        // the logger was behind: a busy machine) it writes at once, as it always
-        // did: a writer that yields at normal priority on a saturated machine gets
-        // little of it and falls behind (docs/performance.md, fifth round).
-        let part = take < self.settings.max_batch;
+            .filter(|_| unhurried && !recently_behind && (part || may_yield));
         let pacing = Pacing {
             // Done before the next tick, so that the tick finds the writer free.
+            // A full batch yields on the log thread only. On the pool (the second
+            // after the logger was behind: a busy machine; or no log thread) it
+            // writes at once, as it always did: a writer that yields at normal
+            // priority on a saturated machine gets little of it and falls behind
+            // (docs/performance.md, fifth round).
             yield_until: (may_yield && unhurried && (part || lane.is_some()))
                 .then(|| now + self.settings.flush_interval * 3 / 4),
             give_up_after: lane
@@ -780,26 +788,42 @@ mod tests {
         });
     }
 
+    /// Queues `n` records into a logger that writes batches of 10 on a held
+    /// background thread: the rows stored 100 ms later, and once the thread is let go.
+    async fn stored_before_and_after_the_held_thread(n: usize) -> (i64, i64) {
+        let (_dir, store) = test_store();
+        let intake = Arc::new(Intake::default());
+        let (background, go) = held_background();
+        let logger =
+            ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
+        for i in 0..n {
+            let _ = intake.record(entry(&format!("f{i:02}")));
+        }
+        logger.send(IntakeWaiting).await.expect("logger");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let before = store.history_totals().expect("totals").requests;
+        go.send(()).expect("release the thread");
+        (before, stored_rows(&store, n as i64).await)
+    }
+
     #[test]
-    fn a_full_batch_with_nothing_left_over_is_written_on_the_background_thread() {
+    fn a_full_batch_with_less_than_a_batch_behind_it_is_written_on_the_background_thread() {
         actix::System::new().block_on(async {
-            let (_dir, store) = test_store();
-            let intake = Arc::new(Intake::default());
-            let (background, go) = held_background();
-            let logger =
-                ticking_logger(&store, &intake, background, 10, Duration::from_secs(60)).start();
-            for i in 0..10 {
-                let _ = intake.record(entry(&format!("f{i}")));
-            }
-            logger.send(IntakeWaiting).await.expect("logger");
-            tokio::time::sleep(Duration::from_millis(100)).await;
             assert_eq!(
-                store.history_totals().expect("totals").requests,
-                0,
+                stored_before_and_after_the_held_thread(10).await,
+                (0, 10),
                 "one full batch, nothing behind it: it waits for the held background thread"
             );
-            go.send(()).expect("release the thread");
-            assert_eq!(stored_rows(&store, 10).await, 10);
+            assert_eq!(
+                stored_before_and_after_the_held_thread(15).await,
+                (0, 15),
+                "a full batch with 5 behind it: it waits too"
+            );
+            assert_eq!(
+                stored_before_and_after_the_held_thread(20).await,
+                (20, 20),
+                "a full batch with another full one behind it: behind, on the pool"
+            );
         });
     }
 

@@ -454,7 +454,7 @@ impl Store {
     /// at HZ=250): that was most of the c=1 p99 (docs/performance.md). Yielding
     /// lets the woken thread run at once. It is bounded in time because a writer
     /// that yields on a saturated machine gets almost no CPU at all: the records
-    /// pile up and are dropped. A logger that is behind calls `insert_requests`.
+    /// pile up and are dropped. A logger that is behind passes an empty `Pacing`.
     pub fn insert_requests_paced(
         &self,
         batch: &[LogEntry],
