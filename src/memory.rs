@@ -6,10 +6,11 @@
 //! stays there, even though the live heap is back to a few megabytes (measured with
 //! heaptrack in the soak test, `docs/testing.md`). `malloc_trim(0)` walks every arena
 //! and hands whole free pages back, so the resident size follows the live heap again.
-//! The binary's own allocations go to mimalloc (`src/main.rs`), which this does not
-//! reach (it purges its own free pages after a delay, and kept ~50 MB after a c=64
-//! run in docs/performance.md); SQLite's page cache and statements still come from
-//! glibc's heap, and those are what this trims now. On other platforms it is a no-op.
+//! SQLite's page cache and statements come from glibc's heap; the binary's own
+//! allocations go to mimalloc (`src/main.rs`), which `malloc_trim` does not reach.
+//! mimalloc gives its freed pages back after a delay, but only when some thread next
+//! allocates on a slow path, so an idle daemon kept them; [`purge_freed_pages`] runs
+//! those purges. The glibc trim is a no-op on other platforms.
 
 use std::time::Duration;
 
@@ -31,13 +32,32 @@ pub fn release_free_memory() {
     }
 }
 
-/// Trims every [`TRIM_EVERY`] for as long as the runtime runs, on a blocking thread so
-/// that the arbiter running the engine's actors never waits for it.
+/// Runs mimalloc's due purges: hands back the pages freed more than its purge delay
+/// (1 s) ago.
+///
+/// mimalloc has no thread of its own for this. It purges when some thread's allocation
+/// takes a slow path, and an idle daemon's threads take none, so after a burst the freed
+/// pages stayed resident: 2.5 MB of them 12 s after 10 000 aborted streams, which this
+/// call gave back at once (`docs/performance.md`, eighteenth round). The purge is
+/// program-wide, but only from a thread that has allocated through mimalloc (on one
+/// that has not, the call does nothing); not run on the blocking pool for that reason.
+#[allow(unsafe_code)]
+pub fn purge_freed_pages() {
+    // SAFETY: mi_collect takes no pointers; it walks the calling thread's own heap and
+    // mimalloc's arenas under mimalloc's own locks. Without mimalloc as the allocator
+    // (the library's tests) it finds an empty heap and returns.
+    unsafe { libmimalloc_sys::mi_collect(false) }
+}
+
+/// Trims every [`TRIM_EVERY`] for as long as the runtime runs: mimalloc's purges on this
+/// task's thread (quick: only what is due), glibc's trim on a blocking thread so that
+/// the arbiter running the engine's actors never waits for it.
 pub async fn trim_loop() {
     let mut tick = actix_web::rt::time::interval(TRIM_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        purge_freed_pages();
         // A failed join only means the runtime is shutting down.
         let _ = actix_web::rt::task::spawn_blocking(release_free_memory).await;
     }
