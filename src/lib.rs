@@ -1,8 +1,7 @@
 //! The `claudeflare` daemon: configuration, the actix-web server (proxy and
 //! management API) and the command line. The engine lives in `claudeflare-actors`.
 // `deny`, not `forbid`: the exceptions are FFI calls (`memory::release_free_memory`,
-// `memory::purge_freed_pages`,
-// `sched::lower_current_thread_priority`).
+// `memory::purge_freed_pages`, `sched::lower_current_thread_priority`).
 #![deny(unsafe_code)]
 
 pub mod api;

@@ -37,7 +37,7 @@ pub fn release_free_memory() {
 ///
 /// mimalloc has no thread of its own for this. It purges when some thread's allocation
 /// takes a slow path, and an idle daemon's threads take none, so after a burst the freed
-/// pages stayed resident: 2.5 MB of them 12 s after 10 000 aborted streams, which this
+/// pages stayed resident: 2.4 MB of them 12 s after 10 000 aborted streams, which this
 /// call gave back at once (`docs/performance.md`, eighteenth round). The purge is
 /// program-wide, but only from a thread that has allocated through mimalloc (on one
 /// that has not, the call does nothing); not run on the blocking pool for that reason.
